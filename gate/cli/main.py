@@ -1,0 +1,31 @@
+"""Entry point of the `gate` command. Each command lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="gate",
+    help="Progressive-delivery performance gate: contracts, evidence, verdicts, promote or roll back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """gate — promote a canary only on evidence."""
+
+
+def _register() -> None:
+    # Imported here so that `gate --help` stays fast and each command module owns its imports.
+    from gate.cli import contract_cmds
+
+    contract_cmds.register(app)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Fault injection with Chaos Toolkit, run in its own process; every fault recorded and undone."""

@@ -1,0 +1,1 @@
+"""Routers: what moves traffic between stable and canary (one interface, several backends)."""
