@@ -7,6 +7,7 @@ delay/abort with the Lua module). Knows nothing about weights or faults: it runs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ class NginxError(RuntimeError):
 def nginx_binary() -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if not found:
-        raise NginxError("nginx is not installed: install the Debian packages nginx and libnginx-mod-http-lua")
+        raise NginxError("nginx is not installed: install the Debian packages nginx, libnginx-mod-http-lua")
     return found
 
 
@@ -177,10 +178,8 @@ class NginxServer:
                 break
             time.sleep(0.05)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             if self._proc is not None:
                 self._proc.wait(timeout=5)
         self.pid_path.unlink(missing_ok=True)
