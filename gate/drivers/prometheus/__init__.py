@@ -1,0 +1,23 @@
+"""Reading Prometheus: a bounded, retrying HTTP client and `measure`, which turns a contract's
+objectives into evidence for the judge with one query per SLI and form, and refuses stale or
+missing data as evidence."""
+
+from gate.drivers.prometheus.client import (
+    PermanentError,
+    PrometheusClient,
+    PrometheusError,
+    Sample,
+    Series,
+    Target,
+    TemporaryError,
+)
+
+__all__ = [
+    "PermanentError",
+    "PrometheusClient",
+    "PrometheusError",
+    "Sample",
+    "Series",
+    "Target",
+    "TemporaryError",
+]
