@@ -1,1 +1,26 @@
-"""Synthetic load with Locust. Locust runs in its own processes; gate's process never imports it."""
+"""Synthetic load with Locust. Locust runs in its own processes; gate's process never imports it.
+
+- `plan`: what to run (`LoadPlan`, `LoadTask`), built directly or from a contract;
+- `driver`: starts the Locust processes and reads their records (`LoadDriver`);
+- `protocol`: the JSON-lines records a Locust process streams back;
+- `result`: progress events and the result (`LoadProgress`, `LoadResult`, `TrackResult`);
+- `worker`: the Locust process itself (`python -m gate.drivers.load.worker`) — never imported here.
+"""
+
+from gate.drivers.load.driver import LoadDriver, LoadError
+from gate.drivers.load.plan import TRACKS, LoadPlan, LoadTask, PlanError
+from gate.drivers.load.result import LoadProgress, LoadResult, NodeCpu, TrackProgress, TrackResult
+
+__all__ = [
+    "TRACKS",
+    "LoadDriver",
+    "LoadError",
+    "LoadPlan",
+    "LoadProgress",
+    "LoadResult",
+    "LoadTask",
+    "NodeCpu",
+    "PlanError",
+    "TrackProgress",
+    "TrackResult",
+]

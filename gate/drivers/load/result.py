@@ -1,0 +1,349 @@
+"""What a load run measured, built up from the Locust processes' batches as they arrive.
+
+`Aggregator` folds batches (see `gate.drivers.load.protocol`) into per-track totals: every
+latency in a merged HDR histogram (three significant digits, microseconds), a uniform reservoir of
+raw samples, failures by kind, and each load-generator process's CPU. From it come live
+`LoadProgress` events and the final `LoadResult`.
+
+Saturation: a load generator that spends more than `plan.saturation_cpu` of a core over any
+`SATURATION_WINDOW` seconds measures its own queueing, not the service; the result is flagged
+`saturated` and its evidence carries the flag, which the judge turns into Inconclusive.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from gate.drivers.load.plan import TRACKS, LoadPlan
+from gate.drivers.load.protocol import new_histogram
+
+SATURATION_WINDOW = 3.0
+RPS_WINDOW = 3.0
+
+
+@dataclass(frozen=True)
+class TrackProgress:
+    """One track, live: requests and errors so far, recent requests/second, p95 so far (seconds)."""
+
+    requests: int
+    errors: int
+    rps: float
+    p95: float | None
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A structured progress event for the engine, the operator, the dashboard and the CLI."""
+
+    elapsed: float
+    duration: float
+    users: int
+    tracks: dict[str, TrackProgress]
+    cpu: float
+    """The busiest load-generator process's recent share of one core."""
+    saturated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "elapsed": round(self.elapsed, 3),
+            "duration": self.duration,
+            "users": self.users,
+            "cpu": round(self.cpu, 3),
+            "saturated": self.saturated,
+            "tracks": {
+                t: {"requests": p.requests, "errors": p.errors, "rps": round(p.rps, 1), "p95": p.p95}
+                for t, p in self.tracks.items()
+            },
+        }
+
+
+@dataclass
+class TrackResult:
+    """Everything measured on one track."""
+
+    track: str
+    requests: int
+    errors: int
+    failures: dict[str, int]
+    samples: list[float]
+    """Latencies in seconds: every request, or a uniform sample of `max_samples` of them."""
+    histogram: HdrHistogram = field(repr=False, compare=False)
+    """Every latency, in microseconds (HDR, three significant digits)."""
+    duration: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def error_ratio(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile (0 < q < 1) of every latency, in seconds; None without samples."""
+        if self.histogram.get_total_count() == 0:
+            return None
+        return float(self.histogram.get_value_at_percentile(q * 100.0)) / 1e6
+
+    def hdr(self) -> str:
+        """The histogram in HdrHistogram's portable compressed base64 form (mergeable elsewhere)."""
+        return str(self.histogram.encode().decode("ascii"))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_ratio": self.error_ratio,
+            "failures": dict(self.failures),
+            "rps": round(self.rps, 2),
+            "p50": self.quantile(0.50),
+            "p95": self.quantile(0.95),
+            "p99": self.quantile(0.99),
+            "samples_kept": len(self.samples),
+        }
+
+
+@dataclass(frozen=True)
+class NodeCpu:
+    """One load-generator process: its mean and peak sustained share of one core."""
+
+    mean: float
+    peak: float
+
+
+@dataclass
+class LoadResult:
+    """A finished (or stopped) load run."""
+
+    plan: LoadPlan
+    started_at: float
+    ended_at: float
+    tracks: dict[str, TrackResult]
+    nodes: dict[str, NodeCpu]
+    saturated: bool
+    saturation_reason: str
+    complete: bool
+    """False when the run ended early (stopped, a process died): less evidence than planned."""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def generator_cpu(self) -> float:
+        """The busiest load-generator process's peak sustained share of one core."""
+        return max((n.peak for n in self.nodes.values()), default=0.0)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "duration": round(self.duration, 3),
+            "complete": self.complete,
+            "saturated": self.saturated,
+            "saturation_reason": self.saturation_reason,
+            "generator_cpu": round(self.generator_cpu, 3),
+            "nodes": {k: {"mean": round(v.mean, 3), "peak": round(v.peak, 3)} for k, v in self.nodes.items()},
+            "tracks": {t: r.summary() for t, r in self.tracks.items()},
+            "problems": list(self.problems),
+        }
+
+
+class _TrackAgg:
+    def __init__(self, cap: int, seed: int) -> None:
+        self.hist = new_histogram()
+        self.cap = cap
+        self.reservoir: list[float] = []
+        self.seen = 0
+        self.rng = random.Random(seed)
+        self.requests = 0
+        self.errors = 0
+        self.failures: dict[str, int] = {}
+        self.history: list[tuple[float, int]] = []  # (received at, cumulative requests)
+
+    def add(self, part: dict[str, Any], now: float) -> None:
+        self.requests += int(part.get("n", 0))
+        self.errors += int(part.get("errors", 0))
+        for kind, n in dict(part.get("failures") or {}).items():
+            key = str(kind)[:120]
+            self.failures[key] = self.failures.get(key, 0) + int(n)
+        encoded = part.get("hdr") or ""
+        if encoded:
+            self.hist.decode_and_add(encoded.encode("ascii") if isinstance(encoded, str) else encoded)
+        for us in part.get("us") or ():
+            self._keep(float(us) / 1e6)
+        self.history.append((now, self.requests))
+
+    def _keep(self, value: float) -> None:
+        # Algorithm R: after n values, each is in the reservoir with probability cap / n.
+        self.seen += 1
+        if len(self.reservoir) < self.cap:
+            self.reservoir.append(value)
+        else:
+            j = self.rng.randrange(self.seen)
+            if j < self.cap:
+                self.reservoir[j] = value
+
+    def rps(self, now: float) -> float:
+        if len(self.history) < 2:
+            return 0.0
+        t1, n1 = self.history[-1]
+        t0, n0 = self.history[0]
+        for t, n in reversed(self.history):
+            if t1 - t >= RPS_WINDOW:
+                t0, n0 = t, n
+                break
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class Aggregator:
+    """Folds the Locust processes' records into progress and a result (thread-safe by its caller)."""
+
+    def __init__(self, plan: LoadPlan, seed: int = 0) -> None:
+        self.plan = plan
+        self.tracks = {t: _TrackAgg(plan.max_samples, seed + i) for i, t in enumerate(TRACKS)}
+        self.cpu: dict[str, list[tuple[float, float]]] = {}  # node -> (its clock, its cpu seconds)
+        self.users: dict[str, int] = {}
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.done = False
+        self.problems: list[str] = []
+        self._started_mono: float | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        kind = record.get("type")
+        if kind == "started":
+            self.started_at = float(record.get("t", time.time()))
+            self._started_mono = time.monotonic()
+        elif kind == "batch":
+            self._add_batch(record)
+        elif kind == "done":
+            self.ended_at = float(record.get("t", time.time()))
+            self.done = True
+        elif kind == "error":
+            self.problems.append(str(record.get("message", "unknown error"))[:500])
+
+    def _add_batch(self, record: dict[str, Any]) -> None:
+        now = time.monotonic()
+        node = str(record.get("node", "?"))[:200]
+        tracks = record.get("tracks") or {}
+        for track, agg in self.tracks.items():
+            part = tracks.get(track)
+            if isinstance(part, dict):
+                agg.add(part, now)
+        self.cpu.setdefault(node, []).append((float(record["clock"]), float(record["cpu"])))
+        self.users[node] = int(record.get("users", 0))
+
+    # -- CPU and saturation ------------------------------------------------------------------------
+    def node_cpu(self) -> dict[str, NodeCpu]:
+        return {node: _cpu_of(points) for node, points in self.cpu.items() if len(points) >= 2}
+
+    def recent_cpu(self) -> float:
+        """The busiest process's share of a core over the last second or more."""
+        shares = []
+        for points in self.cpu.values():
+            if len(points) < 2:
+                continue
+            c1, u1 = points[-1]
+            c0, u0 = points[0]
+            for c, u in reversed(points[:-1]):
+                if c1 - c >= 1.0:
+                    c0, u0 = c, u
+                    break
+            if c1 > c0:
+                shares.append((u1 - u0) / (c1 - c0))
+        return max(shares, default=0.0)
+
+    def saturation(self) -> tuple[bool, str]:
+        limit = self.plan.saturation_cpu
+        busiest = max(self.node_cpu().items(), key=lambda kv: kv[1].peak, default=None)
+        if busiest is None:
+            return False, ""
+        node, cpu = busiest
+        if cpu.peak >= limit:
+            return True, (
+                f"load generator {node} used {cpu.peak:.0%} of a core (limit {limit:.0%}): "
+                "it measured its own queueing, not the service; add workers or lower users"
+            )
+        return False, ""
+
+    # -- views -------------------------------------------------------------------------------------
+    def progress(self) -> LoadProgress:
+        now = time.monotonic()
+        elapsed = now - self._started_mono if self._started_mono is not None else 0.0
+        tracks = {
+            t: TrackProgress(
+                requests=a.requests,
+                errors=a.errors,
+                rps=a.rps(now),
+                p95=(float(a.hist.get_value_at_percentile(95.0)) / 1e6) if a.hist.get_total_count() else None,
+            )
+            for t, a in self.tracks.items()
+        }
+        return LoadProgress(
+            elapsed=elapsed,
+            duration=self.plan.duration,
+            users=sum(self.users.values()),
+            tracks=tracks,
+            cpu=self.recent_cpu(),
+            saturated=self.saturation()[0],
+        )
+
+    def result(self) -> LoadResult:
+        started = self.started_at if self.started_at is not None else time.time()
+        ended = self.ended_at if self.ended_at is not None else time.time()
+        duration = max(ended - started, 1e-9)
+        saturated, reason = self.saturation()
+        return LoadResult(
+            plan=self.plan,
+            started_at=started,
+            ended_at=ended,
+            tracks={
+                t: TrackResult(
+                    track=t,
+                    requests=a.requests,
+                    errors=a.errors,
+                    failures=dict(a.failures),
+                    samples=list(a.reservoir),
+                    histogram=a.hist,
+                    duration=duration,
+                )
+                for t, a in self.tracks.items()
+            },
+            nodes=self.node_cpu(),
+            saturated=saturated,
+            saturation_reason=reason,
+            complete=self.done and not self.problems,
+            problems=list(self.problems),
+        )
+
+
+def _cpu_of(points: list[tuple[float, float]]) -> NodeCpu:
+    """Mean share over the whole run and the peak share over any `SATURATION_WINDOW` seconds."""
+    (c_first, u_first), (c_last, u_last) = points[0], points[-1]
+    span = c_last - c_first
+    mean = (u_last - u_first) / span if span > 0 else 0.0
+    if span <= SATURATION_WINDOW:
+        return NodeCpu(mean=mean, peak=mean)
+    peak = 0.0
+    j = 0
+    for i in range(1, len(points)):
+        ci, ui = points[i]
+        # the latest start at least one window back
+        while j + 1 < i and ci - points[j + 1][0] >= SATURATION_WINDOW:
+            j += 1
+        cj, uj = points[j]
+        if ci - cj >= SATURATION_WINDOW:
+            peak = max(peak, (ui - uj) / (ci - cj))
+    return NodeCpu(mean=mean, peak=max(peak, mean))
+
+
+def decode_hdr(encoded: str) -> HdrHistogram:
+    """A histogram from `TrackResult.hdr()` (for readers of saved results)."""
+    hist = new_histogram()
+    hist.decode_and_add(encoded.encode("ascii"))
+    return hist
