@@ -1,0 +1,576 @@
+"""Stage 3 — classify: per objective × source, the statistical checks and the verdict they add up to.
+
+Checks by evidence form and objective:
+
+* conformance (absolute bound ``max``/``min``): the canary's quantile (samples: order statistics;
+  histograms: bucket edges) or error ratio (beta-binomial mixture) interval against the bound;
+  gauges: level interval, and the Theil-Sen trend against ``max_growth``;
+* regression (``max_increase`` relative to stable):
+  - *location* — Mann-Whitney U with the Hodges-Lehmann shift on the log scale (Kayenta parity);
+  - *tail* — the objective's quantile of canary vs stable with distribution-free intervals, which
+    sees a heavier tail or higher variance at an unchanged median (Kayenta issue #780);
+  - *errors* — the conditional exact comparison of error ratios (Kayenta issue #426).
+
+Every interval is always-valid at its share of alpha. A check *fails* only when the worsening is
+significant (the interval excludes "no change") and the estimate exceeds the tolerance — Kayenta's
+rule of statistical plus practical significance; it *passes* only when the whole interval is inside the
+tolerance, so early looks are Inconclusive and a pass is earned. Resolution-limited evidence
+(histograms) is compared edge to edge, so a difference within a bucket is never a regression.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gate.judge import fmt
+from gate.judge.describe import quantile_interval
+from gate.judge.spec import JudgePolicy, ObjectiveSpec
+from gate.judge.stats.proportions import compare_ratios, ratio_interval
+from gate.judge.stats.quantiles import QuantileInterval, histogram_quantile
+from gate.judge.stats.ranks import mann_whitney_buckets, mann_whitney_samples
+from gate.judge.stats.trend import theil_sen
+from gate.judge.transform import Prepared, align, duration, per_bucket
+from gate.judge.verdict import Check, Numbers, Status, Verdict, worst
+
+METHOD_QUANTILE = "order-statistic confidence sequence (beta-binomial mixture)"
+METHOD_BUCKETS = "bucket-edge confidence sequence (order statistics mapped to le edges)"
+
+
+def planned_checks(obj: ObjectiveSpec, kind: str) -> list[str]:
+    """Names of the checks an objective gets for one evidence form (they share the verdict's alpha)."""
+    names: list[str] = []
+    if obj.max is not None or obj.min is not None:
+        names.append("bound")
+    if obj.max_growth is not None and kind == "gauge":
+        names.append("trend")
+    if obj.max_increase is not None:
+        if kind == "counts":
+            names.append("errors")
+        else:
+            names.append("location")
+            if obj.quantile is not None and kind in ("samples", "histogram"):
+                names.append("tail")
+    return names
+
+
+def classify(
+    obj: ObjectiveSpec,
+    source: str,
+    canary: Prepared | None,
+    stable: Prepared | None,
+    *,
+    alpha: float,
+    policy: JudgePolicy,
+) -> Verdict:
+    """The verdict for one objective on one source, from cleaned canary (and stable) evidence."""
+    unit = obj.unit or ("ratio" if canary is not None and canary.kind == "counts" else "seconds")
+    gate = _gate(obj, canary, "canary", policy)
+    if gate is not None or canary is None:
+        return _verdict(obj, source, [_inconclusive("evidence", "conformance", gate or "no canary evidence")])
+    names = planned_checks(obj, canary.kind)
+    if not names:
+        msg = f"objective has no bound that applies to {canary.kind} evidence"
+        return _verdict(
+            obj, source, [Check(name="plan", kind="conformance", status=Status.ERROR, reason=msg)]
+        )
+    share = alpha / len(names)
+    checks: list[Check] = []
+    for name in names:
+        if name in ("location", "tail", "errors"):
+            why = _gate(obj, stable, "stable", policy)
+            if why is not None or stable is None:
+                checks.append(_inconclusive(name, "regression", why or "no stable evidence to compare with"))
+                continue
+            if stable.kind != canary.kind:
+                msg = f"canary has {canary.kind} evidence but stable has {stable.kind}"
+                checks.append(_inconclusive(name, "regression", msg))
+                continue
+            checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit), canary, stable))
+        else:
+            checks.append(_CONFORMANCE[name](_Ctx(obj, share, policy, unit), canary))
+    return _verdict(obj, source, checks)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What every check of one verdict shares: the objective, its alpha share, the policy, the unit."""
+
+    obj: ObjectiveSpec
+    alpha: float
+    policy: JudgePolicy
+    unit: str
+
+    def halved(self) -> _Ctx:
+        """The same context with half the alpha (for a check made of two sub-tests)."""
+        return _Ctx(self.obj, self.alpha / 2, self.policy, self.unit)
+
+
+def _gate(obj: ObjectiveSpec, p: Prepared | None, track: str, policy: JudgePolicy) -> str | None:
+    """Why this entry cannot be judged (Inconclusive), or None."""
+    if p is None:
+        return f"no {track} evidence"
+    if not p.usable:
+        return f"{track} evidence unusable: " + "; ".join(p.problems)
+    need = max(obj.min_requests, policy.min_samples) if p.kind != "gauge" else 3
+    if p.n < need:
+        what = "points" if p.kind == "gauge" else "requests"
+        return f"too little {track} evidence: {p.n:g} of {need} {what} needed"
+    if obj.min_duration > 0:
+        span = duration(p)
+        if not math.isnan(span) and span < obj.min_duration:
+            return f"{track} evidence covers {span:.0f}s of the {obj.min_duration:.0f}s required"
+    return None
+
+
+def _inconclusive(name: str, kind: str, reason: str) -> Check:
+    return Check(
+        name=name,
+        kind="regression" if kind == "regression" else "conformance",
+        status=Status.INCONCLUSIVE,
+        reason=reason,
+    )
+
+
+def _verdict(obj: ObjectiveSpec, source: str, checks: list[Check]) -> Verdict:
+    status = worst(*(c.status for c in checks))
+    decisive = [c for c in checks if c.status == status]
+    if status == Status.PASS:
+        reason = "; ".join(c.reason for c in checks)
+    else:
+        reason = "; ".join(c.reason for c in decisive)
+    numbers: Numbers = {}
+    for c in reversed(decisive):  # the first decisive check's numbers win on a name clash
+        numbers.update(c.numbers)
+    return Verdict(
+        objective=obj.key,
+        sli=obj.sli,
+        source=source,
+        status=status,
+        reason=reason,
+        critical=obj.critical,
+        numbers=numbers,
+        checks=checks,
+    )
+
+
+# ---------------------------------------------------------------- conformance
+
+
+def _bound(ctx: _Ctx, canary: Prepared) -> Check:
+    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
+    if canary.kind == "counts":
+        return _ratio_bound(ctx, canary)
+    q = obj.quantile if obj.quantile is not None else 0.5
+    qi = quantile_interval(canary, q, alpha, policy.design_requests)
+    what = _qname(q) if canary.kind != "gauge" or obj.quantile is not None else "level (median)"
+    return _against_bounds(ctx, qi.estimate, qi.lower, qi.upper, what=what, numbers=_qnumbers(qi, alpha))
+
+
+def _ratio_bound(ctx: _Ctx, canary: Prepared) -> Check:
+    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
+    center = obj.max if obj.max is not None else (obj.min if obj.min is not None else 0.01)
+    ri = ratio_interval(canary.errors, canary.total, alpha, policy.design_requests, max(center, 1e-4))
+    numbers: Numbers = {
+        "canary": ri.estimate,
+        "lower": ri.lower,
+        "upper": ri.upper,
+        "errors": ri.errors,
+        "n_canary": ri.total,
+        "clopper_pearson_lower": ri.cp_lower,
+        "clopper_pearson_upper": ri.cp_upper,
+        "confidence": 1 - alpha,
+        "method": "beta-binomial mixture confidence sequence (Clopper-Pearson shown for reference)",
+    }
+    return _against_bounds(
+        ctx, ri.estimate, ri.lower, ri.upper, what="error ratio", numbers=numbers, unit="ratio"
+    )
+
+
+def _against_bounds(
+    ctx: _Ctx, est: float, lower: float, upper: float, *, what: str, numbers: Numbers, unit: str = ""
+) -> Check:
+    obj, alpha, unit = ctx.obj, ctx.alpha, unit or ctx.unit
+    """Fail when the interval is wholly beyond a bound, pass when wholly within all bounds."""
+    iv = fmt.interval(lower, upper, unit)
+    conf = fmt.confidence(alpha)
+    numbers = {**numbers, "max": obj.max, "min": obj.min}
+    if obj.max is not None and lower > obj.max:
+        reason = (
+            f"{what} {fmt.value(est, unit)} exceeds {fmt.value(obj.max, unit)}: {conf} interval {iv} is above"
+        )
+        return Check(name="bound", kind="conformance", status=Status.FAIL, reason=reason, numbers=numbers)
+    if obj.min is not None and upper < obj.min:
+        reason = f"{what} {fmt.value(est, unit)} < {fmt.value(obj.min, unit)}: {conf} interval {iv} is under"
+        return Check(name="bound", kind="conformance", status=Status.FAIL, reason=reason, numbers=numbers)
+    ok_max = obj.max is None or upper <= obj.max
+    ok_min = obj.min is None or lower >= obj.min
+    limit = " and ".join(
+        x
+        for x in (
+            f"≤ {fmt.value(obj.max, unit)}" if obj.max is not None else "",
+            f"≥ {fmt.value(obj.min, unit)}" if obj.min is not None else "",
+        )
+        if x
+    )
+    if ok_max and ok_min:
+        reason = f"{what} {fmt.value(est, unit)} is {limit}: its {conf} interval {iv} lies within"
+        return Check(name="bound", kind="conformance", status=Status.PASS, reason=reason, numbers=numbers)
+    reason = f"not yet conclusive: {what} {fmt.value(est, unit)}, {conf} interval {iv} straddles {limit}"
+    return Check(name="bound", kind="conformance", status=Status.INCONCLUSIVE, reason=reason, numbers=numbers)
+
+
+def _trend(ctx: _Ctx, canary: Prepared) -> Check:
+    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
+    assert canary.times is not None and canary.values is not None and obj.max_growth is not None
+    tr = theil_sen(canary.times, canary.values, alpha)
+    span = duration(canary)
+    margin = policy.trend_margin * abs(tr.level) / span if span and span > 0 and math.isfinite(span) else 0.0
+    limit = obj.max_growth + margin
+    numbers: Numbers = {
+        "slope": tr.slope,
+        "lower": tr.lower,
+        "upper": tr.upper,
+        "level": tr.level,
+        "points": tr.n,
+        "max_growth": obj.max_growth,
+        "margin": margin,
+        "confidence": 1 - alpha,
+        "method": "Theil-Sen slope with Sen's interval (independent residuals assumed)",
+    }
+    per_min = 60.0
+    lo_min, hi_min = tr.lower * per_min, tr.upper * per_min
+    desc = f"trend {tr.slope * per_min:+.3g}/min, interval [{lo_min:+.3g}, {hi_min:+.3g}]/min"
+    bound = f"{obj.max_growth * per_min:+.3g}/min (+{margin * per_min:.2g}/min for flatness)"
+    if tr.lower > limit:
+        return Check(
+            name="trend",
+            kind="conformance",
+            status=Status.FAIL,
+            reason=f"{desc} grows faster than {bound}",
+            numbers=numbers,
+        )
+    if tr.upper <= limit:
+        return Check(
+            name="trend",
+            kind="conformance",
+            status=Status.PASS,
+            reason=f"{desc} stays within {bound}",
+            numbers=numbers,
+        )
+    return Check(
+        name="trend",
+        kind="conformance",
+        status=Status.INCONCLUSIVE,
+        reason=f"not yet conclusive: {desc} straddles {bound}",
+        numbers=numbers,
+    )
+
+
+# ---------------------------------------------------------------- regression
+
+
+def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
+    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
+    tol = obj.max_increase or 0.0
+    if canary.kind == "histogram":
+        return _histogram_location(ctx, canary, stable)
+    assert canary.values is not None and stable.values is not None
+    c = canary.values if canary.kind == "samples" else np.sort(canary.values)
+    s = stable.values if stable.kind == "samples" else np.sort(stable.values)
+    lc = canary.log_values() if canary.kind == "samples" else None
+    ls = stable.log_values() if stable.kind == "samples" else None
+    positive = lc is not None and ls is not None
+    if lc is not None and ls is not None:
+        rt = mann_whitney_samples(lc, ls, alpha, policy.design_requests)
+        change, lo, hi = math.exp(rt.shift) - 1, math.exp(rt.shift_lower) - 1, math.exp(rt.shift_upper) - 1
+    else:
+        rt = mann_whitney_samples(c, s, alpha, policy.design_requests)
+        ref = abs(_median(s)) or 1.0
+        change, lo, hi = rt.shift / ref, rt.shift_lower / ref, rt.shift_upper / ref
+    numbers: Numbers = {
+        "canary": float(np.median(c)),
+        "stable": float(np.median(s)),
+        "difference": change,
+        "lower": lo,
+        "upper": hi,
+        "tolerance": tol,
+        "statistic": rt.z,
+        "boundary": rt.boundary,
+        "e_value": rt.e_value,
+        "p_value": min(1.0, 1.0 / rt.e_value),
+        "effect_size": rt.auc,
+        "n_canary": rt.n_canary,
+        "n_stable": rt.n_stable,
+        "confidence": 1 - alpha,
+        "method": "Mann-Whitney U, Hodges-Lehmann shift"
+        + (" of log values" if positive else "")
+        + ", normal-mixture confidence sequence",
+    }
+    desc = (
+        f"canary vs stable shift {fmt.factor(1 + change)} (Hodges-Lehmann; {fmt.confidence(alpha)} "
+        f"interval {fmt.factor(1 + lo)}–{fmt.factor(1 + hi)}), z {rt.z:.2f} vs boundary {rt.boundary:.2f}"
+    )
+    return _decide_change(
+        "location", (change, lo, hi), significant=rt.significant_up, tol=tol, desc=desc, numbers=numbers
+    )
+
+
+def _histogram_location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
+    alpha, policy = ctx.alpha, ctx.policy
+    bounds, cc, sc = align(canary, stable)
+    rt = mann_whitney_buckets(per_bucket(cc), per_bucket(sc), alpha / 2, policy.design_requests)
+    check = _tail_buckets(ctx.halved(), 0.5, (bounds, cc, sc), name="location")
+    numbers = {
+        **check.numbers,
+        "statistic": rt.z,
+        "boundary": rt.boundary,
+        "e_value": rt.e_value,
+        "p_value": min(1.0, 1.0 / rt.e_value),
+        "effect_size": rt.auc,
+        "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket edges",
+    }
+    if check.status == Status.FAIL and not rt.significant_up:
+        return check.model_copy(
+            update={
+                "status": Status.INCONCLUSIVE,
+                "numbers": numbers,
+                "reason": check.reason + ", but the rank test is not significant yet",
+            }
+        )
+    return check.model_copy(update={"numbers": numbers})
+
+
+def _tail(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
+    obj, alpha, policy, unit = ctx.obj, ctx.alpha, ctx.policy, ctx.unit
+    q = obj.quantile if obj.quantile is not None else 0.99
+    if canary.kind == "histogram":
+        bounds, cc, sc = align(canary, stable)
+        return _tail_buckets(ctx, q, (bounds, cc, sc), name="tail")
+    qc = quantile_interval(canary, q, alpha, policy.design_requests)
+    qs = quantile_interval(stable, q, alpha, policy.design_requests)
+    tol = obj.max_increase or 0.0
+    if qc.estimate > 0 and qs.estimate > 0:
+        # Log ratio of the quantiles; each side's interval gives its standard error (asymmetric sides kept).
+        est = math.log(qc.estimate / qs.estimate)
+        down = math.hypot(_log_gap(qc.estimate, qc.lower), _log_gap(qs.upper, qs.estimate))
+        up = math.hypot(_log_gap(qc.upper, qc.estimate), _log_gap(qs.estimate, qs.lower))
+        change, lo, hi = math.expm1(est), math.expm1(est - down), math.expm1(est + up)
+    else:
+        ref = abs(qs.estimate) or 1.0
+        diff = qc.estimate - qs.estimate
+        down = math.hypot(qc.estimate - qc.lower, qs.upper - qs.estimate)
+        up = math.hypot(qc.upper - qc.estimate, qs.estimate - qs.lower)
+        change, lo, hi = diff / ref, (diff - down) / ref, (diff + up) / ref
+    numbers: Numbers = {
+        "quantile": q,
+        "canary": qc.estimate,
+        "stable": qs.estimate,
+        "difference": change,
+        "lower": lo,
+        "upper": hi,
+        "tolerance": tol,
+        "canary_lower": qc.lower,
+        "canary_upper": qc.upper,
+        "stable_lower": qs.lower,
+        "stable_upper": qs.upper,
+        "n_canary": qc.n,
+        "n_stable": qs.n,
+        "confidence": 1 - alpha,
+        "method": METHOD_QUANTILE + ", intervals combined on the log scale",
+    }
+    desc = (
+        f"{_qname(q)} canary {fmt.value(qc.estimate, unit)} vs stable {fmt.value(qs.estimate, unit)}: "
+        f"{fmt.factor(1 + change)} ({fmt.confidence(alpha)} interval "
+        f"{fmt.factor(1 + lo)}–{fmt.factor(1 + hi)})"
+    )
+    return _decide_change("tail", (change, lo, hi), significant=lo > 0, tol=tol, desc=desc, numbers=numbers)
+
+
+def _log_gap(a: float, b: float) -> float:
+    """log(a / b) for positive ordered bounds; inf when a bound is missing or non-positive."""
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0 or b <= 0:
+        return math.inf
+    return abs(math.log(a / b))
+
+
+def _tail_buckets(
+    ctx: _Ctx, q: float, aligned: tuple[np.ndarray, np.ndarray, np.ndarray], *, name: str
+) -> Check:
+    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
+    bounds, cc, sc = aligned
+    """Quantiles compared edge to edge: fail only if canary's lowest possible value beats stable's highest."""
+    tol = obj.max_increase or 0.0
+    qc = histogram_quantile(bounds, cc, q, alpha / 2, policy.design_requests)
+    qs = histogram_quantile(bounds, sc, q, alpha / 2, policy.design_requests)
+    numbers: Numbers = {
+        "quantile": q,
+        "canary": qc.estimate,
+        "stable": qs.estimate,
+        "canary_lower": qc.lower,
+        "canary_upper": qc.upper,
+        "stable_lower": qs.lower,
+        "stable_upper": qs.upper,
+        "tolerance": tol,
+        "n_canary": qc.n,
+        "n_stable": qs.n,
+        "confidence": 1 - alpha,
+        "resolution_limited": True,
+        "method": METHOD_BUCKETS,
+    }
+    unit = obj.unit or "seconds"
+    desc = (
+        f"{_qname(q)} canary in {fmt.interval(qc.lower, qc.upper, unit)}, stable in "
+        f"{fmt.interval(qs.lower, qs.upper, unit)} (bucket edges, {fmt.confidence(alpha)})"
+    )
+    if qc.lower >= qs.upper * (1 + tol) and qc.lower > 0:
+        return Check(
+            name=name,
+            kind="regression",
+            status=Status.FAIL,
+            numbers=numbers,
+            reason=f"{desc}: canary is above stable by more than {fmt.pct(tol)} even at bucket resolution",
+        )
+    if qc.upper <= qs.lower * (1 + tol):
+        return Check(
+            name=name,
+            kind="regression",
+            status=Status.PASS,
+            numbers=numbers,
+            reason=f"{desc}: canary is within {fmt.pct(tol)} of stable even at bucket resolution",
+        )
+    return Check(
+        name=name,
+        kind="regression",
+        status=Status.INCONCLUSIVE,
+        numbers=numbers,
+        reason=f"not yet conclusive: {desc}; the buckets cannot separate a change of {fmt.pct(tol)}",
+    )
+
+
+def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
+    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
+    tol = obj.max_increase or 0.0
+    rc = compare_ratios(canary.errors, canary.total, stable.errors, stable.total, alpha=alpha / 2)
+    ci = ratio_interval(canary.errors, canary.total, alpha / 4, policy.design_requests, 0.01)
+    si = ratio_interval(stable.errors, stable.total, alpha / 4, policy.design_requests, 0.01)
+    diff_upper = ci.upper - si.lower
+    significant = rc.e_value >= 2.0 / alpha and rc.canary_share > rc.null_share
+    numbers: Numbers = {
+        "canary": rc.canary,
+        "stable": rc.stable,
+        "difference": rc.canary - rc.stable,
+        "rate_ratio": rc.rate_ratio,
+        "lower": rc.ratio_lower,
+        "upper": rc.ratio_upper,
+        "tolerance": tol,
+        "floor": policy.error_floor,
+        "e_value": rc.e_value,
+        "p_value": min(1.0, 1.0 / rc.e_value),
+        "statistic": rc.canary_share,
+        "n_canary": canary.total,
+        "n_stable": stable.total,
+        "errors_canary": canary.errors,
+        "errors_stable": stable.errors,
+        "confidence": 1 - alpha,
+        "method": "conditional exact test on the canary's share of errors, beta-binomial mixture e-process",
+    }
+    desc = (
+        f"error ratio canary {fmt.pct(rc.canary)} vs stable {fmt.pct(rc.stable)} "
+        f"({canary.errors:g}/{canary.total:g} vs {stable.errors:g}/{stable.total:g}; rate ratio "
+        f"{fmt.factor(rc.rate_ratio)}, interval {fmt.factor(rc.ratio_lower)}–{fmt.factor(rc.ratio_upper)})"
+    )
+    if significant and rc.rate_ratio > 1 + tol and rc.canary - rc.stable > policy.error_floor:
+        return Check(
+            name="errors",
+            kind="regression",
+            status=Status.FAIL,
+            numbers=numbers,
+            reason=f"{desc}: significantly more errors, beyond +{fmt.pct(tol)} "
+            f"and the {fmt.pct(policy.error_floor)} floor",
+        )
+    if rc.ratio_upper <= 1 + tol or diff_upper <= policy.error_floor:
+        return Check(
+            name="errors",
+            kind="regression",
+            status=Status.PASS,
+            numbers=numbers,
+            reason=f"{desc}: within +{fmt.pct(tol)} (or under the {fmt.pct(policy.error_floor)} floor)",
+        )
+    return Check(
+        name="errors",
+        kind="regression",
+        status=Status.INCONCLUSIVE,
+        numbers=numbers,
+        reason=f"not yet conclusive: {desc}",
+    )
+
+
+def _decide_change(
+    name: str,
+    estimate: tuple[float, float, float],
+    *,
+    significant: bool,
+    tol: float,
+    desc: str,
+    numbers: Numbers,
+) -> Check:
+    """Fail on a significant worsening beyond the tolerance; pass when the whole interval is within it."""
+    change, _, hi = estimate
+    if significant and change > tol:
+        return Check(
+            name=name,
+            kind="regression",
+            status=Status.FAIL,
+            numbers=numbers,
+            reason=f"{desc}: significantly worse, beyond the tolerated +{fmt.pct(tol)}",
+        )
+    if hi <= tol:
+        return Check(
+            name=name,
+            kind="regression",
+            status=Status.PASS,
+            numbers=numbers,
+            reason=f"{desc}: within the tolerated +{fmt.pct(tol)}",
+        )
+    tail = (
+        "significant but within tolerance so far" if significant else "interval still straddles the tolerance"
+    )
+    return Check(
+        name=name,
+        kind="regression",
+        status=Status.INCONCLUSIVE,
+        numbers=numbers,
+        reason=f"not yet conclusive: {desc}; {tail} (+{fmt.pct(tol)})",
+    )
+
+
+def _median(sorted_values: np.ndarray) -> float:
+    n = sorted_values.size
+    return float(sorted_values[(n - 1) // 2] + sorted_values[n // 2]) / 2.0 if n else math.nan
+
+
+def _qname(q: float) -> str:
+    return "median" if q == 0.5 else f"p{q * 100:g}"
+
+
+def _qnumbers(qi: QuantileInterval, alpha: float) -> Numbers:
+    return {
+        "quantile": qi.p,
+        "canary": qi.estimate,
+        "lower": qi.lower,
+        "upper": qi.upper,
+        "n_canary": qi.n,
+        "confidence": 1 - alpha,
+        "resolution_limited": qi.resolution_limited,
+        "method": METHOD_BUCKETS if qi.resolution_limited else METHOD_QUANTILE,
+    }
+
+
+Conformance = Callable[[_Ctx, Prepared], Check]
+Regression = Callable[[_Ctx, Prepared, Prepared], Check]
+_CONFORMANCE: dict[str, Conformance] = {"bound": _bound, "trend": _trend}
+_REGRESSION: dict[str, Regression] = {"location": _location, "tail": _tail, "errors": _errors}

@@ -1,0 +1,177 @@
+"""Evidence: what was measured, per SLI × source × track, in one of four forms.
+
+These models are also the `gate judge` file format, so they are strict (unknown fields are errors) and
+bounded (no entry may hold more values than the judge is built to read). Values are in base units:
+seconds for latencies, plain numbers otherwise. Nothing here computes a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+Source = Literal["synthetic", "shadow", "production"]
+Track = Literal["stable", "canary"]
+SOURCES: tuple[Source, ...] = ("synthetic", "shadow", "production")
+TRACKS: tuple[Track, ...] = ("stable", "canary")
+
+MAX_SAMPLES = 200_000
+"""Raw values per entry. Beyond this, send a histogram: the judge compresses large samples anyway."""
+MAX_BUCKETS = 512
+MAX_POINTS = 20_000
+MAX_SLIS = 64
+MAX_NOTE = 1_000
+
+Note = Annotated[str, Field(max_length=MAX_NOTE)]
+SliName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class Window(BaseModel):
+    """The time span the evidence covers, in unix seconds (time comes in as data; the judge has no clock)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: float
+    end: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)) or self.end < self.start:
+            raise ValueError("window needs finite start <= end (unix seconds)")
+        return self
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered."""
+        return self.end - self.start
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stale: bool = False
+    """The newest data is older than the freshness limit: not evidence of the present."""
+    saturated: bool = False
+    """The load generator was saturated: its latencies measure the generator, not the service."""
+    missing: bool = False
+    """The series does not exist (no data). The other fields are then ignored."""
+    note: Note = ""
+    window: Window | None = None
+
+
+class Samples(_Item):
+    """Raw per-request values (seconds for latency), e.g. from gate's own Locust load."""
+
+    kind: Literal["samples"] = "samples"
+    values: list[float] = Field(default_factory=list, max_length=MAX_SAMPLES)
+
+    _array: npt.NDArray[np.float64] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_array(cls, values: npt.ArrayLike, **fields: Any) -> Samples:
+        """Build from a numpy array without a Python-level copy being validated value by value."""
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size > MAX_SAMPLES:
+            raise ValueError(f"{arr.size} samples exceed the limit of {MAX_SAMPLES}; send a histogram")
+        item = cls.model_validate({"values": [], **fields})
+        item.values = arr.tolist()
+        item._array = arr
+        return item
+
+    def array(self) -> npt.NDArray[np.float64]:
+        """The values as a float64 array (converted once, then cached)."""
+        if self._array is None or self._array.size != len(self.values):
+            self._array = np.asarray(self.values, dtype=np.float64)
+        return self._array
+
+
+class Histogram(_Item):
+    """Bucket counts as Prometheus gives them: upper edges (`le`, +Inf last) and cumulative counts."""
+
+    kind: Literal["histogram"] = "histogram"
+    bounds: list[float] = Field(default_factory=list, max_length=MAX_BUCKETS)
+    counts: list[float] = Field(default_factory=list, max_length=MAX_BUCKETS)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Histogram:
+        if self.missing:
+            return self
+        if len(self.bounds) != len(self.counts):
+            raise ValueError(f"bounds has {len(self.bounds)} entries but counts has {len(self.counts)}")
+        if not self.bounds or self.bounds[-1] != math.inf:
+            raise ValueError('the last bound must be +Inf (Prometheus\' le="+Inf" bucket)')
+        if any(b >= a for a, b in zip(self.bounds[1:], self.bounds[:-1], strict=False)):
+            raise ValueError("bounds must be strictly increasing")
+        return self
+
+
+class Counts(_Item):
+    """Errors out of requests (or any hits out of trials)."""
+
+    kind: Literal["counts"] = "counts"
+    errors: float = Field(default=0, ge=0)
+    total: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _within(self) -> Counts:
+        if not self.missing and self.errors > self.total:
+            raise ValueError(f"errors ({self.errors:g}) exceed total ({self.total:g})")
+        return self
+
+
+class GaugeSeries(_Item):
+    """A gauge over time: (unix seconds, value) points, e.g. goroutines or resident memory."""
+
+    kind: Literal["gauge"] = "gauge"
+    points: list[tuple[float, float]] = Field(default_factory=list, max_length=MAX_POINTS)
+
+
+Item = Annotated[Samples | Histogram | Counts | GaugeSeries, Field(discriminator="kind")]
+PerTrack = dict[Track, Item]
+PerSource = dict[Source, PerTrack]
+
+
+def _richness(item: Item) -> tuple[int, float, float]:
+    """Orders two entries for the same key: usable beats flagged, then the later window, then more data."""
+    usable = 0 if (item.missing or item.stale) else 1
+    end = item.window.end if item.window else -math.inf
+    if isinstance(item, Samples):
+        size = float(len(item.values))
+    elif isinstance(item, Histogram):
+        size = item.counts[-1] if item.counts else 0.0
+    elif isinstance(item, Counts):
+        size = item.total
+    else:
+        size = float(len(item.points))
+    return usable, end, size
+
+
+class Evidence(BaseModel):
+    """All evidence for one judgement: `slis[sli][source][track]`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slis: dict[SliName, PerSource] = Field(default_factory=dict, max_length=MAX_SLIS)
+
+    def get(self, sli: str, source: Source, track: Track) -> Item | None:
+        """The entry for one SLI × source × track, or None."""
+        return self.slis.get(sli, {}).get(source, {}).get(track)
+
+    def merge(self, other: Evidence) -> Evidence:
+        """Combine two bodies of evidence; per (sli, source, track) the later, richer, usable entry wins."""
+        merged: dict[str, dict[Source, dict[Track, Item]]] = {
+            sli: {src: dict(tracks) for src, tracks in per_source.items()}
+            for sli, per_source in self.slis.items()
+        }
+        for sli, per_source in other.slis.items():
+            for src, tracks in per_source.items():
+                slot = merged.setdefault(sli, {}).setdefault(src, {})
+                for track, item in tracks.items():
+                    mine = slot.get(track)
+                    if mine is None or _richness(item) >= _richness(mine):
+                        slot[track] = item
+        return Evidence.model_construct(slis=merged)  # both sides were validated already

@@ -1,0 +1,93 @@
+"""What the judge needs to know about objectives and the policy, independent of how a contract spells it.
+
+`ObjectiveSpec` and `JudgePolicy` are the judge's own small input types; `from_contract` adapters turn
+the contract's models into them, so the statistics never depend on the contract's surface syntax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from gate.judge.evidence import SOURCES, Source
+
+OnInconclusive = Literal["hold", "rollback"]
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One objective: an SLI and the bounds it must keep (values in base units; fractions for ratios)."""
+
+    key: str
+    sli: str
+    quantile: float | None = None
+    """For latency-like SLIs: which quantile the bounds talk about (None: the median for relative checks)."""
+    max: float | None = None
+    min: float | None = None
+    max_increase: float | None = None
+    """Relative to stable: canary may be at most (1 + max_increase) × stable."""
+    max_growth: float | None = None
+    """For gauges: the largest tolerated trend, in units per second."""
+    critical: bool = False
+    sources: tuple[Source, ...] = SOURCES
+    min_requests: int = 0
+    """Per track; fewer is Inconclusive."""
+    min_duration: float = 0.0
+    """Seconds the evidence window must cover; shorter is Inconclusive."""
+    unit: str = ""
+    """How to print values: "seconds", "ratio", or anything else (printed plainly)."""
+
+    def __post_init__(self) -> None:
+        if self.quantile is not None and not 0.0 < self.quantile < 1.0:
+            raise ValueError(f"objective {self.key}: quantile must be strictly between 0 and 1")
+        if self.max_increase is not None and not (
+            math.isfinite(self.max_increase) and self.max_increase >= 0
+        ):
+            raise ValueError(f"objective {self.key}: max_increase must be a fraction >= 0")
+        if all(v is None for v in (self.max, self.min, self.max_increase, self.max_growth)):
+            raise ValueError(
+                f"objective {self.key}: needs at least one of max, min, max_increase, max_growth"
+            )
+
+    @property
+    def relative(self) -> bool:
+        """Does it compare canary with stable?"""
+        return self.max_increase is not None
+
+
+@dataclass(frozen=True)
+class JudgePolicy:
+    """How sure the judge must be, and how verdicts become a decision."""
+
+    confidence: float = 0.99
+    """1 - alpha, family-wise over all objectives × sources and over all looks."""
+    on_inconclusive: OnInconclusive = "hold"
+    failure_limit: int = 0
+    """Non-critical failures tolerated before rolling back (critical ones never are)."""
+    inconclusive_limit: int = 0
+    """Inconclusive verdicts tolerated at the end of a step before `on_inconclusive` applies."""
+    error_limit: int = 0
+    """Verdicts the judge could not compute, tolerated before rolling back (fail safe)."""
+    representativeness_tolerance: float = 0.5
+    """How far synthetic may differ from production (stable track) before its verdicts are down-weighted."""
+    design_requests: int = 1000
+    """Requests per track a step is designed to need; the always-valid bounds are tightest there."""
+    error_floor: float = 0.001
+    """An error-ratio increase smaller than this (absolute) is never a regression, however certain."""
+    trend_margin: float = 0.01
+    """A gauge trend that changes the level by less than this fraction over the window counts as flat."""
+    outliers: Literal["keep", "remove"] = "keep"
+    """Kayenta's outlier strategy. Keep by default: a heavier tail is exactly what we look for."""
+    outlier_factor: float = 3.0
+    min_samples: int = 20
+    """Fewer observations per track than this is Inconclusive, whatever the bounds say."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.confidence < 1.0:
+            raise ValueError("confidence must be in [0.5, 1)")
+
+    @property
+    def alpha(self) -> float:
+        """The error budget shared by all objectives × sources × looks."""
+        return 1.0 - self.confidence

@@ -1,0 +1,172 @@
+"""Stage 1 — transform: from an evidence entry to clean arrays the later stages can trust.
+
+As Kayenta's NetflixACAJudge does before classifying: non-finite values are removed (its "remove" NaN
+strategy) and counted, empty or flagged entries become "no data" with the reason, and outliers are
+detected with the interquartile rule (factor 3 by default) and kept or removed per the policy. We keep
+them by default, unlike a mean-based judge would, because a heavier tail is a regression we must see.
+Histograms are checked for what breaks the arithmetic (non-finite or decreasing cumulative counts,
+e.g. a counter reset inside the window) rather than trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from gate.judge.evidence import Counts, GaugeSeries, Histogram, Item, Samples, Window
+
+FloatArray = npt.NDArray[np.float64]
+Kind = Literal["samples", "histogram", "counts", "gauge"]
+
+
+@dataclass
+class Prepared:
+    """A cleaned evidence entry. `usable` False means Inconclusive, for the reasons in `problems`."""
+
+    kind: Kind
+    usable: bool
+    n: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    window: Window | None = None
+    values: FloatArray | None = None
+    """Samples (sorted) or gauge levels (in time order)."""
+    times: FloatArray | None = None
+    bounds: FloatArray | None = None
+    cumulative: FloatArray | None = None
+    errors: float = 0.0
+    total: float = 0.0
+    _log: FloatArray | None = None
+
+    def log_values(self) -> FloatArray | None:
+        """log of the sorted values when all are positive (computed once), else None."""
+        if self._log is None and self.values is not None and self.values.size and self.values[0] > 0:
+            self._log = np.log(self.values)
+        return self._log
+
+
+def prepare(item: Item, outliers: Literal["keep", "remove"] = "keep", factor: float = 3.0) -> Prepared:
+    """Clean one entry; never raises for bad data (that becomes a problem), only for programming errors."""
+    out = Prepared(kind=item.kind, usable=True, window=item.window)
+    if item.missing:
+        out.problems.append("no data (the series is missing)")
+    if item.stale:
+        out.problems.append("stale (older than the freshness limit)")
+    if item.saturated:
+        out.problems.append("the load generator was saturated (its latencies measure itself)")
+    if isinstance(item, Samples):
+        _samples(item, out, outliers, factor)
+    elif isinstance(item, Histogram):
+        _histogram(item, out)
+    elif isinstance(item, Counts):
+        out.errors, out.total, out.n = float(item.errors), float(item.total), float(item.total)
+        if item.total <= 0 and not item.missing:
+            out.problems.append("no requests counted")
+    else:
+        _gauge(item, out)
+    if item.note:
+        out.notes.append(item.note[:200])
+    out.usable = not out.problems
+    return out
+
+
+def _samples(item: Samples, out: Prepared, outliers: str, factor: float) -> None:
+    raw = item.array()
+    finite = np.isfinite(raw)
+    values = raw if bool(finite.all()) else raw[finite]
+    dropped = raw.size - values.size
+    if dropped:
+        out.notes.append(f"{dropped} non-finite values removed")
+    values = np.sort(values)
+    if values.size and values[0] < 0:
+        out.notes.append("negative values present")
+    lo, hi = outlier_span(values, factor)
+    count = lo + (values.size - hi)
+    if count:
+        if outliers == "remove":
+            values = values[lo:hi]
+            out.notes.append(f"{count} outliers removed (beyond {factor:g} × IQR)")
+        else:
+            out.notes.append(f"{count} outliers kept (beyond {factor:g} × IQR)")
+    out.values, out.n = values, float(values.size)
+    if values.size == 0 and not item.missing:
+        out.problems.append("no samples")
+
+
+def outlier_span(sorted_values: FloatArray, factor: float) -> tuple[int, int]:
+    """[lo, hi): the slice of a sorted sample within factor × IQR of the quartiles (log scale if positive)."""
+    n = sorted_values.size
+    if n < 8:
+        return 0, n
+    q1, q3 = float(sorted_values[n // 4]), float(sorted_values[(3 * n) // 4])
+    if sorted_values[0] > 0:
+        # Latencies are skewed: the rule applies to log values, so only a multiplicatively far point counts.
+        l1, l3 = math.log(q1), math.log(q3)
+        low, high = math.exp(l1 - factor * (l3 - l1)), math.exp(l3 + factor * (l3 - l1))
+    else:
+        low, high = q1 - factor * (q3 - q1), q3 + factor * (q3 - q1)
+    return int(np.searchsorted(sorted_values, low, "left")), int(
+        np.searchsorted(sorted_values, high, "right")
+    )
+
+
+def _histogram(item: Histogram, out: Prepared) -> None:
+    if item.missing:
+        return
+    bounds = np.asarray(item.bounds, dtype=np.float64)
+    cum = np.asarray(item.counts, dtype=np.float64)
+    if not np.all(np.isfinite(cum)):
+        out.problems.append("non-finite bucket counts")
+        return
+    if cum.size and (np.any(np.diff(cum) < 0) or cum[0] < 0):
+        out.problems.append("cumulative bucket counts decrease (a counter reset inside the window?)")
+        return
+    out.bounds, out.cumulative = bounds, cum
+    out.n = float(cum[-1]) if cum.size else 0.0
+    if out.n <= 0:
+        out.problems.append("no observations in the histogram")
+
+
+def _gauge(item: GaugeSeries, out: Prepared) -> None:
+    if item.missing:
+        return
+    pts = np.asarray(item.points, dtype=np.float64).reshape(-1, 2)
+    ok = np.all(np.isfinite(pts), axis=1)
+    if not bool(ok.all()):
+        out.notes.append(f"{int((~ok).sum())} non-finite points removed")
+        pts = pts[ok]
+    order = np.argsort(pts[:, 0], kind="stable")
+    pts = pts[order]
+    out.times, out.values, out.n = pts[:, 0], pts[:, 1], float(pts.shape[0])
+    if pts.shape[0] < 3:
+        out.problems.append(f"only {pts.shape[0]} points (a trend needs at least 3)")
+
+
+def per_bucket(cumulative: FloatArray) -> FloatArray:
+    """Counts per bucket from cumulative counts."""
+    return np.diff(cumulative, prepend=0.0)
+
+
+def align(a: Prepared, b: Prepared) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Two histograms on the edges they share (cumulative counts are exact at any common edge)."""
+    assert a.bounds is not None and b.bounds is not None
+    assert a.cumulative is not None and b.cumulative is not None
+    if a.bounds.size == b.bounds.size and bool(np.all(a.bounds == b.bounds)):
+        return a.bounds, a.cumulative, b.cumulative
+    common = np.intersect1d(a.bounds, b.bounds)
+    ia = np.searchsorted(a.bounds, common)
+    ib = np.searchsorted(b.bounds, common)
+    return common, a.cumulative[ia], b.cumulative[ib]
+
+
+def duration(p: Prepared) -> float:
+    """Seconds the entry covers (from its window, or from the gauge's own timestamps), nan if unknown."""
+    if p.window is not None:
+        return p.window.duration
+    if p.times is not None and p.times.size:
+        return float(p.times[-1] - p.times[0])
+    return math.nan
