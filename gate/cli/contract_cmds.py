@@ -1,0 +1,245 @@
+"""`gate validate`, `gate schema` and `gate explain`: the contract as a user sees it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gate.contract import Contract, ContractError, SliLibrary, load_contract
+from gate.contract.schema import schema_for, schema_kinds
+from gate.contract.sli import FORMS, Form
+from gate.contract.steps import Analyze, ChaosStep, LoadStep, Mirror, Pause, SetWeight
+from gate.contract.units import format_duration
+
+EXIT_INVALID = 2
+_MARKER = b"PerformanceContract"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the contract commands to the `gate` application."""
+    app.command("validate")(validate)
+    app.command("schema")(schema)
+    app.command("explain")(explain)
+
+
+def _contract_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Files to validate, and files skipped in folders because they are not contracts."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for candidate in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
+            try:
+                head = candidate.read_bytes()[: 1024 * 1024]
+            except OSError:
+                files.append(candidate)
+                continue
+            # In a folder only contracts are validated; chaos experiments and OpenAPI files sit beside them.
+            (files if _MARKER in head else skipped).append(candidate)
+    return files, skipped
+
+
+def validate(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Contract files or folders of them.", show_default=False)
+    ],
+) -> None:
+    """Validate contracts; exit 0 when all are valid, 2 when any is not, printing every problem."""
+    files, skipped = _contract_files(paths)
+    invalid = 0
+    library: SliLibrary | None = None
+    try:
+        library = SliLibrary.default()
+    except ContractError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem))
+        raise typer.Exit(EXIT_INVALID) from None
+    for file in files:
+        try:
+            contract = load_contract(file, library=library)
+        except ContractError as exc:
+            invalid += 1
+            for problem in exc.problems:
+                typer.echo(str(problem))
+            continue
+        typer.echo(
+            f"{file}: ok ({contract.metadata.name}: {len(contract.spec.objectives)} objectives, "
+            f"{len(contract.spec.steps)} steps)"
+        )
+    for file in skipped:
+        typer.echo(f"{file}: skipped (not a PerformanceContract)")
+    if not files:
+        typer.echo("no contracts found", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(f"{len(files) - invalid} valid, {invalid} invalid")
+    if invalid:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def schema(
+    kind: Annotated[
+        str, typer.Argument(help="Which schema: contract (default), or another registered kind.")
+    ] = "contract",
+) -> None:
+    """Print the JSON Schema of a contract (or another registered document kind) on stdout."""
+    try:
+        document = schema_for(kind)
+    except KeyError:
+        typer.echo(f"no schema {kind!r}; known: {', '.join(schema_kinds())}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    typer.echo(json.dumps(document, indent=2, sort_keys=False))
+
+
+def explain(
+    contract_path: Annotated[Path, typer.Argument(metavar="CONTRACT", help="A contract file.")],
+    window: Annotated[str, typer.Option(help="Window for the rendered queries.")] = "1m",
+) -> None:
+    """The plan in plain words: steps, objectives, and the PromQL gate runs for each SLI."""
+    try:
+        library = SliLibrary.default()
+        contract = load_contract(contract_path, library=library)
+    except ContractError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem))
+        raise typer.Exit(EXIT_INVALID) from None
+    console = Console(highlight=False)
+    _explain(console, contract, library, window)
+
+
+def describe_step(step: object, contract: Contract) -> str:
+    """One step in words."""
+    if isinstance(step, SetWeight):
+        return f"send {step.weight}% of production traffic to the canary"
+    if isinstance(step, Mirror):
+        return (
+            f"mirror {step.percent}% of production requests to the canary (shadow)"
+            if step.percent
+            else "stop mirroring"
+        )
+    if isinstance(step, Pause):
+        return (
+            f"hold for {format_duration(step.duration)}"
+            if step.duration is not None
+            else "hold until a reviewer approves"
+        )
+    if isinstance(step, Analyze):
+        if step.duration is None:
+            return "judge the objectives until each has its minimum evidence"
+        return f"judge the objectives for {format_duration(step.duration)}"
+    if isinstance(step, LoadStep):
+        duration = step.duration or (contract.spec.load.duration if contract.spec.load else None)
+        return f"run the synthetic load on both tracks for {format_duration(duration or 0)}"
+    if isinstance(step, ChaosStep):
+        length = f" for {format_duration(step.duration)}" if step.duration is not None else ""
+        return (
+            f"inject chaos experiment {step.experiment}{length} and judge the objectives that hold during it"
+        )
+    return str(step)
+
+
+def _bound_words(contract: Contract, library: SliLibrary, key: str) -> str:
+    objective = contract.objective(key)
+    template = library.with_extra(contract.spec.slis).get(objective.sli)
+    unit = template.unit
+
+    def value(number: float) -> str:
+        if unit == "seconds":
+            return format_duration(number)
+        if unit == "ratio":
+            return f"{number * 100:g}%"
+        return f"{number:g} {unit}"
+
+    parts = []
+    if objective.max is not None:
+        parts.append(f"≤ {value(objective.max)}")
+    if objective.min is not None:
+        parts.append(f"≥ {value(objective.min)}")
+    if objective.max_increase is not None:
+        parts.append(f"at most +{objective.max_increase * 100:g}% over stable")
+    if objective.max_decrease is not None:
+        parts.append(f"at most -{objective.max_decrease * 100:g}% under stable")
+    if objective.max_growth is not None:
+        parts.append(f"growth ≤ {objective.max_growth * 60:g} {unit}/min")
+    return ", ".join(parts)
+
+
+def _explain(console: Console, contract: Contract, library: SliLibrary, window: str) -> None:
+    spec = contract.spec
+    console.print(f"[bold]{escape(contract.metadata.name)}[/bold]: service {escape(spec.service)}")
+    for track in ("stable", "canary"):
+        endpoint = getattr(spec.target, track)
+        where = ", ".join(
+            f"{k} {v}"
+            for k, v in (
+                ("url", endpoint.url),
+                ("deployment", endpoint.deployment),
+                ("service", endpoint.service),
+            )
+            if v
+        )
+        console.print(f"  {track}: {escape(where)}")
+    router = spec.router.type if spec.router else "none (gate check compares the two URLs)"
+    console.print(f"  router: {escape(router)}; Prometheus: {escape(spec.prometheus.url or 'none')}")
+
+    console.print("\n[bold]Steps[/bold]")
+    if not spec.steps:
+        console.print("  none: `gate check` runs the load and chaos once and judges")
+    for number, step in enumerate(spec.steps, 1):
+        console.print(f"  {number}. {escape(describe_step(step, contract))}")
+    policy = spec.policy
+    console.print(
+        f"  then promote. Checked every {format_duration(policy.interval)}, all within "
+        f"{format_duration(policy.deadline)}; inconclusive -> {policy.on_inconclusive} after "
+        f"{policy.inconclusive_limit}; confidence {policy.confidence * 100:g}%."
+    )
+
+    table = Table(title="Objectives", show_lines=False)
+    for column in ("key", "SLI", "bound", "sources", "critical", "during"):
+        table.add_column(column)
+    for objective in spec.objectives:
+        table.add_row(
+            escape(objective.key),
+            escape(objective.sli),
+            escape(_bound_words(contract, library, objective.key)),
+            ", ".join(objective.sources),
+            "yes" if objective.critical else "",
+            escape(objective.during or ""),
+        )
+    console.print(table)
+
+    console.print("[bold]Queries[/bold] (one per SLI and form, covering every track × source)")
+    for objective in spec.objectives:
+        template = library.with_extra(spec.slis).get(objective.sli)
+        console.print(f"\n[bold]{escape(objective.key)}[/bold] — {escape(template.description)}")
+        forms: tuple[Form, ...] = FORMS[template.kind]
+        for form in forms:
+            rendered = library.render(objective, contract, window=window, form=form)
+            console.print(f"  [cyan]{form}[/cyan]: ", end="")
+            console.print(rendered.promql, markup=False, soft_wrap=True)
+        rendered = library.render(objective, contract, window=window)
+        if rendered.per_source:
+            cells = [
+                f"{track}×{source}: "
+                + ", ".join(
+                    f"{k}={v!r}" for k, v in {**rendered.tracks[track], **rendered.sources[source]}.items()
+                )
+                for track in rendered.tracks
+                for source in rendered.sources
+            ]
+        else:
+            cells = [
+                f"{track} (whole process): "
+                + ", ".join(f"{k}={v!r}" for k, v in rendered.tracks[track].items())
+                for track in rendered.tracks
+            ]
+        console.print(f"  series by ({', '.join(rendered.by)}):", markup=False)
+        for cell in cells:
+            console.print(f"    {cell}", markup=False)

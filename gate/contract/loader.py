@@ -1,0 +1,158 @@
+"""Loading a contract: YAML -> models -> contradiction checks, with every problem of a file at once.
+
+Input is untrusted: size, nesting and node count are bounded, aliases and custom tags refused,
+values never echoed whole. Every problem names file:line:column and the dotted field path.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gate.contract import checks, openapi
+from gate.contract.errors import ContractError, Problem, format_path
+from gate.contract.models import Contract
+from gate.contract.pydantic_errors import problems_from_validation
+from gate.contract.sli import SliLibrary
+from gate.contract.yamlsrc import Source, parse_yaml, read_bytes
+
+
+def load_contract(path: Path, library: SliLibrary | None = None) -> Contract:
+    """Read and validate a contract file; `ContractError` lists every problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ContractError(
+            [Problem(str(path), None, None, "", f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    text = read_bytes(raw, str(path))
+    return validate_source(parse_yaml(text, str(path)), library=library, base_dir=path.resolve().parent)
+
+
+def parse_contract(
+    text: str, filename: str = "<inline>", library: SliLibrary | None = None, base_dir: Path | None = None
+) -> Contract:
+    """Validate a contract given as YAML text."""
+    return validate_source(parse_yaml(text, filename), library=library, base_dir=base_dir)
+
+
+def contract_from_data(
+    data: Any, filename: str = "<object>", library: SliLibrary | None = None, base_dir: Path | None = None
+) -> Contract:
+    """Validate a contract already parsed (e.g. a custom resource from the Kubernetes API); no positions."""
+    return validate_source(
+        Source(filename=filename, data=data, tree=None), library=library, base_dir=base_dir
+    )
+
+
+def validate_source(
+    source: Source, library: SliLibrary | None = None, base_dir: Path | None = None
+) -> Contract:
+    """Schema, OpenAPI import and contradiction checks over one parsed document."""
+    data = source.data
+    if not isinstance(data, dict):
+        raise ContractError(
+            [source.problem([], "a contract is a mapping with apiVersion, kind, metadata and spec")]
+        )
+    problems: list[Problem] = []
+    merged, imported, import_problems = _merge_openapi(source, base_dir)
+    problems.extend(import_problems)
+    merged_source = Source(filename=source.filename, data=merged, tree=source.tree)
+    contract: Contract | None = None
+    try:
+        contract = Contract.model_validate(merged)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(merged_source, exc))
+    if library is None:
+        library = SliLibrary.default()
+    problems.extend(checks.check(merged_source, library, base_dir))
+    problems = _reattribute(problems, source, imported)
+    if problems or contract is None:
+        raise ContractError(problems or [source.problem([], "invalid contract")])
+    _finish(contract, base_dir)
+    return contract
+
+
+def _merge_openapi(
+    source: Source, base_dir: Path | None
+) -> tuple[dict[str, Any], list[tuple[int, int, str]], list[Problem]]:
+    """The document with imported objectives appended; (index, from-index, origin) of each import."""
+    data: dict[str, Any] = source.data
+    spec = data.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("objectivesFrom"), list):
+        return data, [], []
+    merged = copy.deepcopy(data)
+    objectives = merged["spec"].setdefault("objectives", [])
+    if not isinstance(objectives, list):
+        return data, [], []
+    imported: list[tuple[int, int, str]] = []
+    problems: list[Problem] = []
+    for from_index, entry in enumerate(spec["objectivesFrom"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("openapi"), str):
+            continue  # the schema reports it
+        where: list[str | int] = ["spec", "objectivesFrom", from_index, "openapi"]
+        path = Path(entry["openapi"])
+        if not path.is_absolute():
+            if base_dir is None:
+                problems.append(
+                    source.problem(
+                        where, "a relative OpenAPI path needs the contract's folder; load it from a file"
+                    )
+                )
+                continue
+            path = base_dir / path
+        try:
+            document = openapi.read_document(path)
+        except ContractError as exc:
+            problems.extend(exc.problems)
+            continue
+        found, doc_problems = openapi.objectives_from(document)
+        problems.extend(doc_problems)
+        if not found and not doc_problems:
+            problems.append(
+                source.problem(where, f"{path.name} has no operation with x-performance-contract")
+            )
+        for item in found:
+            imported.append((len(objectives), from_index, item.origin))
+            objectives.append(item.raw)
+    return merged, imported, problems
+
+
+def _reattribute(
+    problems: list[Problem], source: Source, imported: list[tuple[int, int, str]]
+) -> list[Problem]:
+    """Problems of imported objectives point at the `objectivesFrom` entry and name the operation."""
+    if not imported:
+        return problems
+    out = []
+    for original in problems:
+        problem = original
+        for index, from_index, origin in imported:
+            prefix = format_path(["spec", "objectives", index])
+            if problem.path == prefix or problem.path.startswith((prefix + ".", prefix + "[")):
+                where = source.problem(["spec", "objectivesFrom", from_index], "")
+                field = original.path[len(prefix) :].lstrip(".")
+                problem = Problem(
+                    original.file,
+                    where.line,
+                    where.column,
+                    where.path,
+                    f"objective of {origin}"
+                    + (f", field {field}" if field else "")
+                    + f": {original.message}",
+                )
+                break
+        out.append(problem)
+    return out
+
+
+def _finish(contract: Contract, base_dir: Path | None) -> None:
+    """Defaults that depend on the whole contract: each objective's sources, the contract's folder."""
+    produced = checks.produced_sources(contract.spec.steps, contract.spec.load is not None)
+    for objective in contract.spec.objectives:
+        if "sources" not in objective.model_fields_set and produced:
+            objective.sources = list(produced)
+    contract._base_dir = base_dir

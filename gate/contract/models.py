@@ -1,0 +1,720 @@
+"""The performance contract: a Kubernetes-style document (apiVersion, kind, metadata, spec).
+
+The same file is a custom resource in a cluster and a file in CI. Values are stored in base units
+(seconds, fractions, bytes, per second); YAML keys are camelCase, Python attributes snake_case.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
+
+from gate.contract import promql
+from gate.contract.base import SOURCES, Model, Source, Track
+from gate.contract.errors import short
+from gate.contract.sli import NAME_RE as SLI_NAME_RE
+from gate.contract.sli import SliTemplate
+from gate.contract.steps import Step
+from gate.contract.units import Duration, Fraction, Quantity, Rate
+
+API_VERSION = "perfgate.dev/v1alpha1"
+KIND = "PerformanceContract"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_URL_RE = re.compile(r"^https?://[^\s/?#]+(?:[/?#]\S*)?$")
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_VERBS = ("get", "post", "put", "patch", "delete", "head", "options")
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is not None and not _URL_RE.match(value):
+        raise ValueError(f"expected an http:// or https:// URL, got {short(value)}")
+    return value
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _DNS_LABEL.match(value) or len(value) > 63:
+        raise ValueError(f"{what} is lowercase letters, digits and dashes (at most 63), got {short(value)}")
+    return value
+
+
+# --- metadata -------------------------------------------------------------------------------------
+
+
+class Metadata(Model):
+    """Kubernetes object metadata; fields the API server adds are accepted and ignored."""
+
+    name: str = Field(description="The contract's name (lowercase, digits, dashes).")
+    namespace: str | None = Field(default=None, description="Kubernetes namespace; default for references.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Kubernetes annotations.")
+    uid: str | None = Field(default=None, description="Set by the API server.")
+    resource_version: str | None = Field(default=None, description="Set by the API server.")
+    generation: int | None = Field(default=None, description="Set by the API server.")
+    creation_timestamp: str | None = Field(default=None, description="Set by the API server.")
+    deletion_timestamp: str | None = Field(default=None, description="Set by the API server.")
+    deletion_grace_period_seconds: int | None = Field(default=None, description="Set by the API server.")
+    generate_name: str | None = Field(default=None, description="Kubernetes name prefix.")
+    finalizers: list[str] = Field(default_factory=list, description="Kubernetes finalizers.")
+    owner_references: list[dict[str, Any]] = Field(default_factory=list, description="Kubernetes owners.")
+    managed_fields: list[dict[str, Any]] = Field(default_factory=list, description="Set by the API server.")
+    self_link: str | None = Field(default=None, description="Set by the API server (old versions).")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "metadata.name")
+
+
+# --- target, router, prometheus, traffic ------------------------------------------------------------
+
+
+class Endpoint(Model):
+    """How to reach one track: a URL (CI, local runs) and/or its Kubernetes Service and Deployment."""
+
+    url: str | None = Field(default=None, description="Base URL, e.g. http://127.0.0.1:8081.")
+    deployment: str | None = Field(default=None, description="Kubernetes Deployment of this track.")
+    service: str | None = Field(default=None, description="Kubernetes Service of this track.")
+
+    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+    @model_validator(mode="after")
+    def _something(self) -> Endpoint:
+        if not (self.url or self.deployment or self.service):
+            raise ValueError("say how to reach this track: url, deployment or service")
+        return self
+
+
+class Target(Model):
+    """The two versions of the service."""
+
+    stable: Endpoint = Field(description="What users get today.")
+    canary: Endpoint = Field(description="The candidate.")
+
+
+class NginxRouter(Model):
+    """An nginx that gate runs itself, splitting by weight and mirroring (outside Kubernetes, local runs)."""
+
+    type: Literal["nginx"]
+    host: str = Field(default="127.0.0.1", description="Address nginx listens on.")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port nginx listens on; empty: a free one."
+    )
+
+
+class GatewayApiRouter(Model):
+    """A Gateway API HTTPRoute whose backendRefs gate weights between the stable and canary Services."""
+
+    type: Literal["gateway-api"]
+    http_route: str = Field(description="Name of the HTTPRoute.")
+    namespace: str | None = Field(default=None, description="Namespace; default metadata.namespace.")
+
+
+class IstioRouter(Model):
+    """An Istio VirtualService whose route weights gate sets (mirroring with `mirrorPercentage`)."""
+
+    type: Literal["istio"]
+    virtual_service: str = Field(description="Name of the VirtualService.")
+    namespace: str | None = Field(default=None, description="Namespace; default metadata.namespace.")
+    destination_rule: str | None = Field(
+        default=None,
+        description="DestinationRule with `stable`/`canary` subsets; empty: route to the Services.",
+    )
+
+
+class IngressNginxRouter(Model):
+    """NGINX Ingress canary annotations on a second Ingress that gate manages."""
+
+    type: Literal["ingress-nginx"]
+    ingress: str = Field(description="Name of the stable Ingress; gate writes `<ingress>-canary`.")
+    namespace: str | None = Field(default=None, description="Namespace; default metadata.namespace.")
+
+
+class DeploymentRouter(Model):
+    """Weight by replica ratio between the stable and canary Deployments behind one Service."""
+
+    type: Literal["deployment"]
+    replicas: int = Field(default=10, ge=1, le=1000, description="Total replicas split between the tracks.")
+    namespace: str | None = Field(default=None, description="Namespace; default metadata.namespace.")
+
+
+Router = Annotated[
+    NginxRouter | GatewayApiRouter | IstioRouter | IngressNginxRouter | DeploymentRouter,
+    Field(discriminator="type"),
+]
+"""What moves traffic, chosen by `type`."""
+
+
+class Prometheus(Model):
+    """Where the SLIs are read."""
+
+    url: str | None = Field(
+        default=None, description="Prometheus base URL, e.g. http://prometheus.monitoring:9090."
+    )
+    scrape_interval: Duration = Field(default=15.0, gt=0, description="How often targets are scraped.")
+
+    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+
+def _default_sources() -> dict[Source, dict[str, str]]:
+    return {s: {"traffic_source": s} for s in SOURCES}
+
+
+def _default_tracks() -> dict[Track, dict[str, str]]:
+    return {"stable": {"track": "stable"}, "canary": {"track": "canary"}}
+
+
+LabelMatchers = dict[str, Annotated[str, Field(max_length=1024)]]
+
+
+class Traffic(Model):
+    """How Prometheus tells the tracks and the sources apart: label matchers for each."""
+
+    header: str = Field(
+        default="X-Traffic-Source",
+        description="Header gate's own load sets to `synthetic` (and mirrored requests carry as `shadow`).",
+    )
+    sources: dict[Source, LabelMatchers] = Field(
+        default_factory=_default_sources,
+        description="Label matchers per source (synthetic, shadow, production); an empty value matches "
+        "an absent label. Default: traffic_source=<source>.",
+    )
+    tracks: dict[Track, LabelMatchers] = Field(
+        default_factory=_default_tracks,
+        description="Label matchers per track (stable, canary). Default: track=<track>.",
+    )
+    selector: LabelMatchers = Field(
+        default_factory=dict, description="Matchers added to every query, e.g. {job: checkout}."
+    )
+    route_label: str = Field(
+        default="route", description="Label holding the route template (OpenAPI objectives)."
+    )
+    method_label: str = Field(
+        default="method", description="Label holding the HTTP method (OpenAPI objectives)."
+    )
+
+    @field_validator("header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not _HEADER_RE.match(value) or len(value) > 128:
+            raise ValueError(f"not an HTTP header name: {short(value)}")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _fill_sources(cls, value: dict[Source, dict[str, str]]) -> dict[Source, dict[str, str]]:
+        return {s: value.get(s, _default_sources()[s]) for s in SOURCES}
+
+    @field_validator("tracks")
+    @classmethod
+    def _fill_tracks(cls, value: dict[Track, dict[str, str]]) -> dict[Track, dict[str, str]]:
+        return {t: value.get(t, _default_tracks()[t]) for t in ("stable", "canary")}
+
+    @field_validator("route_label", "method_label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return promql.check_label_name(value)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Traffic:
+        for what, groups in (("source", self.sources), ("track", self.tracks)):
+            names = list(groups)
+            for group in groups.values():
+                for key in group:
+                    promql.check_label_name(key)
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    ma, mb = groups[a], groups[b]  # type: ignore[index]
+                    if not any(k in mb and mb[k] != v for k, v in ma.items()):
+                        raise ValueError(
+                            f"{what}s {a} and {b} could select the same series; give both a label "
+                            f"with different values (e.g. {a}: {{traffic_source: {a}}})"
+                        )
+        for key in self.selector:
+            promql.check_label_name(key)
+        return self
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+def _task_json_schema(schema: dict[str, Any]) -> None:
+    props = schema.setdefault("properties", {})
+    for verb in _VERBS:
+        props[verb] = {"type": "string", "description": f"Shorthand: `{verb}: /path` sets method and path."}
+    schema["required"] = [r for r in schema.get("required", []) if r != "path"]
+
+
+class Task(Model):
+    """One weighted request of the synthetic scenario; `post: /orders` is short for method + path."""
+
+    model_config = ConfigDict(**Model.model_config, json_schema_extra=_task_json_schema)
+
+    name: str = Field(description="Name shown in results (also the Locust request name).")
+    weight: int = Field(default=1, ge=0, le=1000, description="Relative frequency among tasks.")
+    method: HttpMethod = Field(default="GET", description="HTTP method.")
+    path: str = Field(description="Path and query, starting with /.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    json_body: Any = Field(default=None, alias="json", description="JSON request body.")
+    body: str | None = Field(default=None, description="Raw request body (instead of json).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verb_shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        verbs = [v for v in _VERBS if v in data]
+        if not verbs:
+            return data
+        if len(verbs) > 1 or "path" in data or "method" in data:
+            raise ValueError("give the request once: either `post: /orders` or `method:` and `path:`")
+        out = {k: v for k, v in data.items() if k != verbs[0]}
+        out["method"] = verbs[0].upper()
+        out["path"] = data[verbs[0]]
+        return out
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(f"a path starts with / and has no spaces, got {short(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Task:
+        if self.json_body is not None and self.body is not None:
+            raise ValueError("give either json or body, not both")
+        return self
+
+
+class Load(Model):
+    """The synthetic load: a Locust scenario of weighted tasks (or a locustfile), run on both tracks."""
+
+    users: int = Field(default=10, ge=1, le=100_000, description="Concurrent simulated users per track.")
+    spawn_rate: Rate = Field(default=10.0, gt=0, description="Users started per second, e.g. 10/s.")
+    duration: Duration = Field(default=60.0, gt=0, description="How long a load step runs by default.")
+    workers: int | Literal["auto"] = Field(
+        default=1, description="Locust worker processes; `auto` uses the machine's cores."
+    )
+    tasks: list[Task] = Field(default_factory=list, description="Weighted requests (unless locustfile).")
+    locustfile: str | None = Field(
+        default=None, description="Path to a locustfile, relative to the contract."
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("workers is between 1 and 256, or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _scenario(self) -> Load:
+        if bool(self.tasks) == bool(self.locustfile):
+            raise ValueError("give the scenario once: either tasks or a locustfile")
+        names = [t.name for t in self.tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"task names must be unique: {', '.join(short(d) for d in dupes)}")
+        if self.tasks and not any(t.weight for t in self.tasks):
+            raise ValueError("at least one task needs a weight above 0")
+        return self
+
+
+# --- chaos ---------------------------------------------------------------------------------------
+
+
+class HttpFault(Model):
+    """A built-in HTTP fault on a dependency (or the canary): added latency and/or aborted requests."""
+
+    target: str = Field(description="The dependency (or `canary`) whose requests get the fault.")
+    delay: Duration | None = Field(
+        default=None, description="Latency added to affected requests, e.g. 800ms."
+    )
+    delay_percent: Fraction = Field(
+        default=1.0, ge=0, le=1, description="Share of requests delayed (default 100%)."
+    )
+    abort: Fraction | None = Field(
+        default=None, ge=0, le=1, description="Share of requests aborted, e.g. 15%."
+    )
+    abort_status: int = Field(default=503, ge=400, le=599, description="HTTP status of aborted requests.")
+
+    @model_validator(mode="after")
+    def _something(self) -> HttpFault:
+        if self.delay is None and self.abort is None:
+            raise ValueError("a fault needs a delay, an abort share, or both")
+        return self
+
+
+class FaultExperiment(Model):
+    """Chaos by the built-in HTTP fault."""
+
+    fault: HttpFault = Field(description="The HTTP fault to inject.")
+
+    @property
+    def kind(self) -> Literal["fault"]:
+        """Which kind of experiment this is."""
+        return "fault"
+
+
+class FileExperiment(Model):
+    """A Chaos Toolkit experiment file (JSON or YAML), relative to the contract."""
+
+    experiment: str = Field(description="Path to a Chaos Toolkit experiment, relative to the contract.")
+
+    @property
+    def kind(self) -> Literal["experiment"]:
+        """Which kind of experiment this is."""
+        return "experiment"
+
+
+class InlineExperiment(Model):
+    """A Chaos Toolkit experiment written inline."""
+
+    inline: dict[str, Any] = Field(description="A Chaos Toolkit experiment (title, method, rollbacks...).")
+
+    @property
+    def kind(self) -> Literal["inline"]:
+        """Which kind of experiment this is."""
+        return "inline"
+
+    @field_validator("inline")
+    @classmethod
+    def _looks_like_experiment(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("method"), list) or not value.get("title"):
+            raise ValueError("a Chaos Toolkit experiment needs a title and a method (a list of activities)")
+        return value
+
+
+_CHAOS_KINDS = ("fault", "experiment", "inline")
+
+
+def _chaos_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        present = [k for k in _CHAOS_KINDS if k in value]
+        return present[0] if len(present) == 1 else None
+    if isinstance(value, Model):
+        return str(getattr(value, "kind", None))
+    return None
+
+
+ChaosExperiment = Annotated[
+    Annotated[FaultExperiment, Tag("fault")]
+    | Annotated[FileExperiment, Tag("experiment")]
+    | Annotated[InlineExperiment, Tag("inline")],
+    Discriminator(
+        _chaos_kind,
+        custom_error_type="chaos_kind",
+        custom_error_message="a chaos experiment has exactly one of: fault, experiment (a file), inline",
+    ),
+]
+"""A chaos experiment, by kind: `fault` (built in), `experiment` (a file) or `inline`."""
+
+
+# --- objectives ----------------------------------------------------------------------------------
+
+
+def _parse_quantile(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("p") and re.fullmatch(r"p\d+(\.\d+)?", text):
+            return float(text[1:]) / 100.0
+        if text.endswith("%"):
+            try:
+                return float(text[:-1]) / 100.0
+            except ValueError:
+                pass
+    return value
+
+
+class MinEvidence(Model):
+    """The least evidence before a verdict other than Inconclusive."""
+
+    requests: int = Field(default=100, ge=0, description="Requests per track and source.")
+    duration: Duration = Field(default=30.0, ge=0, description="Observed time per track and source.")
+
+
+class Route(Model):
+    """Restrict an objective to one route (set by the OpenAPI import)."""
+
+    method: HttpMethod | None = Field(default=None, description="HTTP method; empty: any.")
+    path: str = Field(description="Route template as the service labels it, e.g. /orders/{id}.")
+
+
+class Objective(Model):
+    """What must hold for one SLI: absolute bounds, bounds relative to stable, evidence needed."""
+
+    key: str = Field(default="", description="Unique name; default from sli, quantile and during.")
+    sli: str = Field(description="SLI template name (analyses/ or spec.slis).")
+    quantile: float | None = Field(
+        default=None, gt=0, lt=1, description="For latency SLIs: 0.95, 95% or p95."
+    )
+    max: Quantity | None = Field(default=None, description="Upper bound, in the SLI's unit (220ms, 0.1%).")
+    min: Quantity | None = Field(default=None, description="Lower bound, in the SLI's unit.")
+    max_increase: Fraction | None = Field(
+        default=None, ge=0, description="Largest allowed increase of canary over stable, e.g. 10%."
+    )
+    max_decrease: Fraction | None = Field(
+        default=None, ge=0, description="Largest allowed decrease of canary below stable, e.g. 5%."
+    )
+    max_growth: Rate | None = Field(
+        default=None, description="For gauge trends: largest growth per time, e.g. 0/min (no leak)."
+    )
+    critical: bool = Field(default=False, description="A failure rolls back at once, whatever the limits.")
+    sources: list[Source] = Field(
+        default_factory=lambda: list(SOURCES),
+        description="Sources judged; default: every source the steps produce.",
+    )
+    min_evidence: MinEvidence = Field(
+        default_factory=MinEvidence, description="Evidence needed for a verdict."
+    )
+    during: str | None = Field(default=None, description="Judge only while this chaos experiment runs.")
+    recover_within: Duration | None = Field(
+        default=None,
+        description="With `during`: the SLI must be back within bounds this long after the fault.",
+    )
+    route: Route | None = Field(default=None, description="Only requests of this route (OpenAPI import).")
+
+    _quantile = field_validator("quantile", mode="before")(classmethod(lambda cls, v: _parse_quantile(v)))
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[Source]) -> list[Source]:
+        if not value:
+            raise ValueError("list at least one source, or leave sources out for all of them")
+        if len(set(value)) != len(value):
+            raise ValueError("a source is listed twice")
+        return value
+
+    @field_validator("sli")
+    @classmethod
+    def _sli(cls, value: str) -> str:
+        if not SLI_NAME_RE.match(value):
+            raise ValueError(f"an SLI name is lowercase letters, digits and dashes, got {short(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Objective:
+        if all(
+            v is None for v in (self.max, self.min, self.max_increase, self.max_decrease, self.max_growth)
+        ):
+            raise ValueError("an objective needs a bound: max, min, maxIncrease, maxDecrease or maxGrowth")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError("min is above max; nothing could pass")
+        if self.recover_within is not None and self.during is None:
+            raise ValueError("recoverWithin needs `during` (the chaos experiment to recover from)")
+        if not self.key:
+            self.key = self.default_key()
+        return self
+
+    def default_key(self) -> str:
+        """`http-latency-p95`, `http-latency-p99-during-risk-api-slow`, ..."""
+        key = self.sli
+        if self.quantile is not None:
+            key += f"-p{self.quantile * 100:g}"
+        if self.route is not None:
+            slug = re.sub(r"[^a-z0-9]+", "-", f"{self.route.method or ''} {self.route.path}".lower()).strip(
+                "-"
+            )
+            key += f"-{slug}"
+        if self.during:
+            key += f"-during-{self.during}"
+        return key
+
+    def route_matchers(self, contract: Contract) -> dict[str, str]:
+        """Label matchers restricting this objective's queries to its route (empty without a route)."""
+        if self.route is None:
+            return {}
+        traffic = contract.spec.traffic
+        out = {traffic.route_label: self.route.path}
+        if self.route.method:
+            out[traffic.method_label] = self.route.method
+        return out
+
+
+# --- policy --------------------------------------------------------------------------------------
+
+
+class Secret(Model):
+    """Where a credential comes from: a Kubernetes Secret or an environment variable."""
+
+    secret: str | None = Field(default=None, description="Kubernetes Secret name (key: `value`).")
+    env: str | None = Field(default=None, description="Environment variable name.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Secret:
+        if (self.secret is None) == (self.env is None):
+            raise ValueError("give exactly one of secret or env")
+        return self
+
+
+class WebhookNotify(Model):
+    """POST a JSON summary of each decision to a URL."""
+
+    webhook: str = Field(description="URL to POST to.")
+
+    _url = field_validator("webhook")(classmethod(lambda cls, v: _check_url(v)))
+
+
+class SlackTarget(Model):
+    """A Slack incoming webhook."""
+
+    webhook: Secret = Field(description="Where the incoming-webhook URL comes from.")
+    channel: str | None = Field(default=None, description="Channel override.")
+
+
+class SlackNotify(Model):
+    """Post decisions to Slack."""
+
+    slack: SlackTarget = Field(description="The Slack destination.")
+
+
+class PagerDutyTarget(Model):
+    """A PagerDuty Events v2 routing key."""
+
+    routing_key: Secret = Field(description="Where the routing key comes from.")
+
+
+class PagerDutyNotify(Model):
+    """Page on rollbacks."""
+
+    pagerduty: PagerDutyTarget = Field(description="The PagerDuty destination.")
+
+
+_NOTIFY_KINDS = ("webhook", "slack", "pagerduty")
+
+
+def _notify_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        present = [k for k in _NOTIFY_KINDS if k in value]
+        return present[0] if len(present) == 1 else None
+    for kind in _NOTIFY_KINDS:
+        if hasattr(value, kind):
+            return kind
+    return None
+
+
+Notify = Annotated[
+    Annotated[WebhookNotify, Tag("webhook")]
+    | Annotated[SlackNotify, Tag("slack")]
+    | Annotated[PagerDutyNotify, Tag("pagerduty")],
+    Discriminator(
+        _notify_kind,
+        custom_error_type="notify_kind",
+        custom_error_message="a notification is one of: webhook, slack, pagerduty",
+    ),
+]
+
+
+class Policy(Model):
+    """How verdicts become decisions."""
+
+    confidence: Fraction = Field(default=0.99, gt=0.5, lt=1, description="Statistical confidence, e.g. 99%.")
+    tolerance: Fraction = Field(
+        default=0.05, ge=0, le=1, description="Relative difference treated as no difference, e.g. 5%."
+    )
+    on_inconclusive: Literal["hold", "rollback"] = Field(
+        default="hold", description="What an inconclusive analysis does after inconclusiveLimit."
+    )
+    failure_limit: int = Field(default=0, ge=0, description="Failed analyses tolerated before rolling back.")
+    inconclusive_limit: int = Field(
+        default=3, ge=0, description="Inconclusive analyses before onInconclusive."
+    )
+    error_limit: int = Field(default=3, ge=0, description="Measurement errors tolerated before rolling back.")
+    interval: Duration = Field(default=10.0, gt=0, description="Time between analysis ticks.")
+    deadline: Duration = Field(default=3600.0, gt=0, description="The whole rollout must end within this.")
+    notify: list[Notify] = Field(default_factory=list, description="Where decisions are announced.")
+
+
+# --- spec and contract ---------------------------------------------------------------------------
+
+
+class ObjectivesFrom(Model):
+    """Import per-operation objectives from an OpenAPI 3 document's `x-performance-contract`."""
+
+    openapi: str = Field(
+        description="Path to an OpenAPI 3 document (YAML or JSON), relative to the contract."
+    )
+
+
+class Spec(Model):
+    """What to roll out, how to measure it, what must hold, and how to step."""
+
+    service: str = Field(default="", description="Service name; default metadata.name.")
+    target: Target = Field(description="The stable and canary versions and how to reach them.")
+    router: Router | None = Field(default=None, description="What moves traffic; empty for `gate check`.")
+    prometheus: Prometheus = Field(default_factory=Prometheus, description="Where the SLIs are read.")
+    traffic: Traffic = Field(default_factory=Traffic, description="How sources and tracks are told apart.")
+    load: Load | None = Field(default=None, description="The synthetic load (Locust).")
+    chaos: dict[str, ChaosExperiment] = Field(default_factory=dict, description="Named chaos experiments.")
+    objectives: list[Objective] = Field(default_factory=list, description="What must hold.")
+    objectives_from: list[ObjectivesFrom] = Field(
+        default_factory=list, description="Further objectives imported from OpenAPI documents."
+    )
+    steps: list[Step] = Field(default_factory=list, description="The rollout ladder.")
+    policy: Policy = Field(default_factory=Policy, description="How verdicts become decisions.")
+    slis: dict[str, SliTemplate] = Field(
+        default_factory=dict, description="The contract's own SLI templates."
+    )
+
+    @field_validator("chaos")
+    @classmethod
+    def _chaos_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            _check_name(name, "a chaos experiment name")
+        return value
+
+    @field_validator("slis")
+    @classmethod
+    def _sli_names(cls, value: dict[str, SliTemplate]) -> dict[str, SliTemplate]:
+        out = {}
+        for name, template in value.items():
+            if not SLI_NAME_RE.match(name):
+                raise ValueError(f"an SLI name is lowercase letters, digits and dashes, got {short(name)}")
+            if template.name and template.name != name:
+                raise ValueError(f"template {name} says its name is {short(template.name)}; drop `name:`")
+            out[name] = template if template.name else template.model_copy(update={"name": name})
+        return out
+
+
+class Contract(Model):
+    """A performance contract: `apiVersion: perfgate.dev/v1alpha1`, `kind: PerformanceContract`."""
+
+    api_version: Literal["perfgate.dev/v1alpha1"] = Field(description="Always perfgate.dev/v1alpha1.")
+    kind: Literal["PerformanceContract"] = Field(description="Always PerformanceContract.")
+    metadata: Metadata = Field(description="Name, namespace, labels.")
+    spec: Spec = Field(description="The contract itself.")
+    status: dict[str, Any] | None = Field(
+        default=None, description="Written by the operator in a cluster; ignored when loading."
+    )
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _service_default(self) -> Contract:
+        if not self.spec.service:
+            self.spec.service = self.metadata.name
+        return self
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Folder of the contract file; relative paths (experiments, locustfiles) resolve from here."""
+        return self._base_dir
+
+    def resolve(self, path: str) -> Path:
+        """A path written in the contract, resolved against the contract's folder."""
+        candidate = Path(path)
+        if candidate.is_absolute() or self._base_dir is None:
+            return candidate
+        return self._base_dir / candidate
+
+    def objective(self, key: str) -> Objective:
+        """The objective with this key."""
+        for objective in self.spec.objectives:
+            if objective.key == key:
+                return objective
+        raise KeyError(f"no objective {key!r}")

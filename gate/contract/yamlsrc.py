@@ -1,0 +1,276 @@
+"""Reading untrusted YAML: bounded, alias-free, and keeping the line and column of every node.
+
+The round-trip loader of ruamel.yaml remembers where each key and item came from; `locate` maps a
+field path back to that spot. Plain Python data (dicts, lists, scalars) is what the models validate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
+    MappingEndEvent,
+    NodeEvent,
+    SequenceEndEvent,
+)
+
+from gate.contract.errors import ContractError, PathPart, Problem, short
+
+MAX_BYTES = 1024 * 1024
+"""Contracts and SLI library files larger than this are refused (1 MiB)."""
+MAX_DEPTH = 40
+"""Deepest nesting of mappings and lists accepted."""
+MAX_NODES = 100_000
+"""Most YAML nodes accepted in one file."""
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed YAML document: plain data for validation and the round-trip tree for positions."""
+
+    filename: str
+    data: Any
+    tree: Any
+
+    def locate(self, path: Sequence[PathPart]) -> tuple[int | None, int | None]:
+        """Line and column (1-based) of the deepest node on `path` that exists in the file."""
+        return locate(self.tree, path)
+
+    def problem(self, path: Sequence[PathPart], message: str) -> Problem:
+        """A `Problem` at `path` (dotted), positioned on the deepest existing node."""
+        from gate.contract.errors import format_path
+
+        line, column = self.locate(path)
+        return Problem(self.filename, line, column, format_path(path), message)
+
+
+def read_bytes(raw: bytes, filename: str) -> str:
+    """Decode a file's bytes, refusing oversized or non-UTF-8 input with a clear problem."""
+    if len(raw) > MAX_BYTES:
+        raise ContractError(
+            [
+                Problem(
+                    filename,
+                    None,
+                    None,
+                    "",
+                    f"file is {len(raw) / 1024 / 1024:.1f} MiB; contracts are limited to 1 MiB — "
+                    "split it or move bulky parts (chaos experiments, locustfiles) into their own files",
+                )
+            ]
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ContractError(
+            [Problem(filename, line, column, "", "file is not UTF-8 text; save it as UTF-8")]
+        ) from None
+
+
+def parse_yaml(text: str, filename: str) -> Source:
+    """Parse one YAML document from untrusted text; every refusal is a `ContractError`."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise ContractError(
+            [Problem(filename, None, None, "", "text is larger than 1 MiB; contracts are limited to 1 MiB")]
+        )
+    _prescan(text, filename)
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        documents = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        what = exc.problem or exc.context or "not valid YAML"
+        if "found duplicate key" in str(exc) or "duplicate key" in (exc.problem or ""):
+            what = "a key appears twice in the same mapping; keep one"
+        raise ContractError(
+            [Problem(filename, line, column, "", f"YAML syntax: {_sentence(what)}")]
+        ) from None
+    except Exception as exc:  # the scanner raises assorted errors on hostile input
+        raise ContractError(
+            [Problem(filename, None, None, "", f"could not read YAML: {short(str(exc), 120)}")]
+        ) from None
+    if not documents or documents == [None]:
+        raise ContractError(
+            [Problem(filename, 1, 1, "", "file is empty; a contract starts with apiVersion:")]
+        )
+    if len(documents) > 1:
+        raise ContractError(
+            [
+                Problem(
+                    filename, None, None, "", f"file holds {len(documents)} YAML documents; keep one per file"
+                )
+            ]
+        )
+    tree = documents[0]
+    return Source(filename=filename, data=to_plain(tree), tree=tree)
+
+
+def _sentence(text: str) -> str:
+    return text.strip().rstrip(".")
+
+
+def _prescan(text: str, filename: str) -> None:
+    """Refuse aliases, custom tags, deep nesting and huge node counts before building anything."""
+    yaml = YAML(typ="rt")
+    depth = 0
+    nodes = 0
+    try:
+        for event in yaml.parse(text):
+            mark = event.start_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+            if isinstance(event, AliasEvent):
+                raise ContractError(
+                    [
+                        Problem(
+                            filename,
+                            line,
+                            column,
+                            "",
+                            "YAML aliases (*name) are not allowed in contracts; write the value out",
+                        )
+                    ]
+                )
+            if isinstance(event, NodeEvent):
+                nodes += 1
+                tag = getattr(event, "tag", None)
+                if tag is not None and str(tag) not in ("!", "?") and not str(tag).startswith(_STANDARD_TAG):
+                    raise ContractError(
+                        [
+                            Problem(
+                                filename,
+                                line,
+                                column,
+                                "",
+                                f"YAML tag {short(str(tag))} is not allowed; contracts use plain values",
+                            )
+                        ]
+                    )
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ContractError(
+                        [
+                            Problem(
+                                filename,
+                                line,
+                                column,
+                                "",
+                                f"nesting deeper than {MAX_DEPTH} levels; flatten it",
+                            )
+                        ]
+                    )
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+                depth -= 1
+            if nodes > MAX_NODES:
+                raise ContractError(
+                    [
+                        Problem(
+                            filename,
+                            line,
+                            column,
+                            "",
+                            f"more than {MAX_NODES} YAML nodes; a contract is smaller",
+                        )
+                    ]
+                )
+    except ContractError:
+        raise
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        what = exc.problem or exc.context or "not valid YAML"
+        raise ContractError(
+            [Problem(filename, line, column, "", f"YAML syntax: {_sentence(what)}")]
+        ) from None
+    except Exception as exc:  # the scanner raises assorted errors on hostile input
+        raise ContractError(
+            [Problem(filename, None, None, "", f"could not read YAML: {short(str(exc), 120)}")]
+        ) from None
+
+
+def to_plain(node: Any) -> Any:
+    """Round-trip YAML objects -> plain dicts, lists, str, int, float, bool, None."""
+    if isinstance(node, dict):
+        return {_plain_key(k): to_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [to_plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, dt.datetime | dt.date):
+        return node.isoformat()
+    if node is None:
+        return None
+    return str(node)
+
+
+def _plain_key(key: Any) -> Any:
+    plain = to_plain(key)
+    # Mapping keys in contracts are names; a number or boolean key (`5: x`, `yes: 1`) becomes its text.
+    if isinstance(plain, bool):
+        return str(plain).lower()
+    if isinstance(plain, int | float):
+        return str(plain)
+    if plain is None:
+        return "null"
+    if isinstance(plain, list | dict):
+        return short(plain)
+    return plain
+
+
+def locate(tree: Any, path: Sequence[PathPart]) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of the deepest node along `path`."""
+    node = tree
+    line: int | None = None
+    column: int | None = None
+    if isinstance(node, CommentedMap | CommentedSeq):
+        line, column = node.lc.line + 1, node.lc.col + 1
+    for part in path:
+        if isinstance(node, CommentedMap):
+            key = _find_key(node, part)
+            if key is None:
+                break
+            child = node[key]
+            # A collection is pointed at by its key; a scalar by its value (where the mistake is).
+            pos = node.lc.key(key) if isinstance(child, CommentedMap | CommentedSeq) else node.lc.value(key)
+            if pos is not None:
+                line, column = pos[0] + 1, pos[1] + 1
+            node = child
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            pos = node.lc.item(part)
+            if pos is not None:
+                line, column = pos[0] + 1, pos[1] + 1
+            node = node[part]
+        else:
+            break
+    return line, column
+
+
+def _find_key(node: CommentedMap, part: PathPart) -> Any:
+    if part in node:
+        return part
+    for key in node:
+        if str(key) == str(part):
+            return key
+    return None
