@@ -102,6 +102,7 @@ class FaultEntry:
     cleared_at: float | None = None
     cleared_by: str | None = None
     last_error: str | None = None
+    pid: int | None = None
 
     @property
     def open(self) -> bool:
@@ -334,6 +335,7 @@ def _apply(event: dict[str, Any], entries: dict[str, FaultEntry], open_by_key: d
             run=str(event.get("run", "")),
             experiment=str(event.get("experiment", "")),
             recorded_at=at_f,
+            pid=event["pid"] if isinstance(event.get("pid"), int) else None,
         )
         if not entry.id or not entry.key:
             return
@@ -373,6 +375,7 @@ def _events_of(e: FaultEntry) -> list[dict[str, Any]]:
             "detail": e.detail,
             "run": e.run,
             "experiment": e.experiment,
+            "pid": e.pid,
             "at": e.recorded_at,
         }
     ]

@@ -73,10 +73,34 @@ def _hold_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a KeyboardInterrupt so that nothing in Chaos Toolkit swallows it."""
+
+
 def _handler_class(events: _Events) -> type:
     from chaoslib.run import RunEventHandler
 
     class Handler(RunEventHandler):  # type: ignore[misc]
+        """Progress events, and SIGTERM handling that always reaches the rollbacks.
+
+        chaoslib turns SIGTERM into InterruptExecution, an Exception: raised inside an activity's
+        provider it is caught and recorded as a failed activity, and the activity's pause (the whole
+        step, for a builtin fault) then runs to its end. So SIGTERM is re-raised as a KeyboardInterrupt
+        (which chaoslib's providers and event dispatch do not catch, and its runner answers with
+        "interrupted" and the rollbacks), and once more from ``activity_completed`` (which runs before
+        the pause) in case the first one landed where it could be lost.
+        """
+
+        terminating = False
+
+        def running(self, *args: Any) -> None:
+            def on_sigterm(signum: int, frame: Any) -> None:
+                self.terminating = True
+                raise _Terminated("SIGTERM")
+
+            # chaoslib has just installed its own handler; this one replaces it for the run.
+            signal.signal(signal.SIGTERM, on_sigterm)
+
         def start_method(self, experiment: Any) -> None:
             events.emit("method-started")
 
@@ -89,6 +113,8 @@ def _handler_class(events: _Events) -> type:
                 start=run.get("start"),
                 end=run.get("end"),
             )
+            if self.terminating:
+                raise _Terminated("SIGTERM during an activity")
 
         def method_completed(self, experiment: Any, state: Any = None) -> None:
             events.emit("method-completed")
