@@ -1,0 +1,123 @@
+"""`router_for(contract)`: the router a contract's `spec.router` names, built from the contract and
+what only the running gate knows (a Kubernetes client, nginx's prefix and port).
+
+The contract is validated before it gets here, so an unknown router type cannot occur; a router
+that lacks something it needs (a Service name, a URL) is a RouterMisconfigured that says which field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gate.contract import models
+from gate.drivers import kube
+from gate.drivers.routers.base import Router, RouterMisconfigured
+from gate.drivers.routers.deployment import DeploymentRouter, DeploymentTarget
+from gate.drivers.routers.gateway_api import BackendRef, GatewayApiRouter, HttpRouteTarget
+from gate.drivers.routers.ingress_nginx import IngressNginxRouter, IngressTarget
+from gate.drivers.routers.istio import Destination, IstioRouter, VirtualServiceTarget
+from gate.drivers.routers.nginx import NginxRouter
+
+
+def service_of(endpoint: models.Endpoint, track: str) -> str:
+    """The Kubernetes Service of a track: `service`, else the first label of an in-cluster URL
+    (`http://checkout-canary.shop.svc:8080` → `checkout-canary`)."""
+    if endpoint.service:
+        return endpoint.service
+    host = urlsplit(endpoint.url or "").hostname or ""
+    first, _, rest = host.partition(".")
+    if (
+        first
+        and not first.isdigit()
+        and (not rest or rest.endswith(("svc", "svc.cluster.local")) or rest.count(".") == 0)
+    ):
+        return first
+    raise RouterMisconfigured(
+        f"spec.target.{track}.service: the router needs the {track} track's Kubernetes Service; set it"
+    )
+
+
+def _namespace(router_ns: str | None, contract: models.Contract) -> str:
+    return router_ns or contract.metadata.namespace or "default"
+
+
+def router_for(
+    contract: models.Contract,
+    *,
+    kube_client: kube.KubeClient | None = None,
+    prefix: Path | str | None = None,
+    listen_port: int | None = None,
+) -> Router:
+    """Build the contract's router. Kubernetes routers use `kube_client` (default: `kube.connect()`);
+    the nginx router needs `prefix` (its private directory) and a port (the contract's or `listen_port`)."""
+    spec = contract.spec.router
+    target = contract.spec.target
+    if spec is None:
+        raise RouterMisconfigured("spec.router: this contract names no router; add one to roll out")
+    if isinstance(spec, models.NginxRouter):
+        port = spec.port or listen_port
+        if prefix is None or port is None:
+            raise RouterMisconfigured(
+                "spec.router: the nginx router needs a prefix directory and a listen port"
+            )
+        if not target.stable.url or not target.canary.url:
+            raise RouterMisconfigured(
+                "spec.target.stable.url / canary.url: the nginx router proxies to both URLs"
+            )
+        return NginxRouter(
+            prefix,
+            port,
+            target.stable.url,
+            target.canary.url,
+            shadow_header=contract.spec.traffic.header,
+            listen_host=spec.host,
+        )
+    client = kube_client or kube.connect()
+    if isinstance(spec, models.GatewayApiRouter):
+        return GatewayApiRouter(
+            client,
+            HttpRouteTarget(
+                namespace=_namespace(spec.namespace, contract),
+                name=spec.http_route,
+                stable=BackendRef(service_of(target.stable, "stable")),
+                canary=BackendRef(service_of(target.canary, "canary")),
+            ),
+        )
+    if isinstance(spec, models.IstioRouter):
+        stable_host = service_of(target.stable, "stable")
+        if spec.destination_rule:
+            # Subsets of one host (named in the DestinationRule), as Istio's canary examples do.
+            stable, canary = Destination(stable_host, "stable"), Destination(stable_host, "canary")
+        else:
+            stable, canary = Destination(stable_host), Destination(service_of(target.canary, "canary"))
+        return IstioRouter(
+            client,
+            VirtualServiceTarget(_namespace(spec.namespace, contract), spec.virtual_service, stable, canary),
+        )
+    if isinstance(spec, models.IngressNginxRouter):
+        return IngressNginxRouter(
+            client,
+            IngressTarget(
+                namespace=_namespace(spec.namespace, contract),
+                ingress=spec.ingress,
+                stable_service=service_of(target.stable, "stable"),
+                canary_service=service_of(target.canary, "canary"),
+            ),
+        )
+    if isinstance(spec, models.DeploymentRouter):
+        if not target.stable.deployment or not target.canary.deployment:
+            raise RouterMisconfigured(
+                "spec.target.stable.deployment / canary.deployment: the deployment router scales both"
+            )
+        return DeploymentRouter(
+            client,
+            DeploymentTarget(
+                namespace=_namespace(spec.namespace, contract),
+                stable=target.stable.deployment,
+                canary=target.canary.deployment,
+                # Without an explicit total, share what the two Deployments have between them.
+                total=spec.replicas if "replicas" in spec.model_fields_set else None,
+            ),
+        )
+    raise RouterMisconfigured(f"spec.router.type: unknown router {spec!r}")  # unreachable: validated
