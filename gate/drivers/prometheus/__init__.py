@@ -11,6 +11,7 @@ from gate.drivers.prometheus.client import (
     Target,
     TemporaryError,
 )
+from gate.drivers.prometheus.measure import evidence_key, measure
 
 __all__ = [
     "PermanentError",
@@ -20,4 +21,6 @@ __all__ = [
     "Series",
     "Target",
     "TemporaryError",
+    "evidence_key",
+    "measure",
 ]
