@@ -171,6 +171,17 @@ def _default_tracks() -> dict[Track, dict[str, str]]:
 LabelMatchers = dict[str, Annotated[str, Field(max_length=1024)]]
 
 
+class ProcessLabels(Model):
+    """How runtime series of the pods (go_*, process_*) tell the tracks apart, when not like requests."""
+
+    tracks: dict[Track, LabelMatchers] | None = Field(
+        default=None, description="Label matchers per track for process SLIs; default: traffic.tracks."
+    )
+    selector: LabelMatchers | None = Field(
+        default=None, description="Matchers added to process SLI queries; default: traffic.selector."
+    )
+
+
 class Traffic(Model):
     """How Prometheus tells the tracks and the sources apart: label matchers for each."""
 
@@ -189,6 +200,15 @@ class Traffic(Model):
     )
     selector: LabelMatchers = Field(
         default_factory=dict, description="Matchers added to every query, e.g. {job: checkout}."
+    )
+    process: ProcessLabels = Field(
+        default_factory=ProcessLabels,
+        description="Track matchers and selector for process-scoped SLIs (runtime metrics of the pods).",
+    )
+    unobserved: list[Source] = Field(
+        default_factory=list,
+        description="Sources Prometheus cannot tell apart here (e.g. behind ingress-nginx); their matchers "
+        "are ignored and only gate's own load measures them.",
     )
     route_label: str = Field(
         default="route", description="Label holding the route template (OpenAPI objectives)."
@@ -221,7 +241,8 @@ class Traffic(Model):
 
     @model_validator(mode="after")
     def _distinct(self) -> Traffic:
-        for what, groups in (("source", self.sources), ("track", self.tracks)):
+        observed = {s: m for s, m in self.sources.items() if s not in self.unobserved}
+        for what, groups in (("source", observed), ("track", self.tracks)):
             names = list(groups)
             for group in groups.values():
                 for key in group:
@@ -234,9 +255,33 @@ class Traffic(Model):
                             f"{what}s {a} and {b} could select the same series; give both a label "
                             f"with different values (e.g. {a}: {{traffic_source: {a}}})"
                         )
-        for key in self.selector:
+        for key in [*self.selector, *(self.process.selector or {})]:
             promql.check_label_name(key)
+        if self.process.tracks is not None:
+            tracks = {t: self.process.tracks.get(t, {}) for t in ("stable", "canary")}
+            for group in tracks.values():
+                for key in group:
+                    promql.check_label_name(key)
+            if not any(
+                k in tracks["canary"] and tracks["canary"][k] != v for k, v in tracks["stable"].items()
+            ):
+                raise ValueError(
+                    "process tracks stable and canary could select the same series; "
+                    "give both a label with different values"
+                )
         return self
+
+    def tracks_for(self, scope: str) -> dict[Track, dict[str, str]]:
+        """Track matchers for a template scope (`traffic` or `process`)."""
+        if scope == "process" and self.process.tracks is not None:
+            return {t: dict(self.process.tracks.get(t, {})) for t in ("stable", "canary")}
+        return {t: dict(self.tracks[t]) for t in ("stable", "canary")}
+
+    def selector_for(self, scope: str) -> dict[str, str]:
+        """Common matchers for a template scope (`traffic` or `process`)."""
+        if scope == "process" and self.process.selector is not None:
+            return dict(self.process.selector)
+        return dict(self.selector)
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import promql_parser
 
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$-")
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 MAX_QUERY_CHARS = 16_384
 
 

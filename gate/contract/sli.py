@@ -341,12 +341,16 @@ class SliLibrary:
             )
         window_text = format_promql_duration(parse_duration(window))
         traffic = contract.spec.traffic
-        tracks = {t: dict(traffic.tracks[t]) for t in TRACKS}
+        tracks = traffic.tracks_for(template.scope)
         per_source = template.scope == "traffic"
         chosen = list(sources) if sources else list(SOURCES)
-        source_matchers = {s: dict(traffic.sources[s]) for s in SOURCES if s in chosen} if per_source else {}
+        source_matchers = (
+            {s: dict(traffic.sources[s]) for s in SOURCES if s in chosen and s not in traffic.unobserved}
+            if per_source
+            else {}
+        )
 
-        fixed = dict(traffic.selector)
+        fixed = traffic.selector_for(template.scope)
         if template.service_label:
             fixed[template.service_label] = contract.spec.service
         if per_source:
