@@ -441,15 +441,6 @@ class RunStore:
             if state.get("phase") == "finished" and run.finished_at is None:
                 run.finished_at = at
 
-    def effect_attempt(self, run_id: str, seq: int, idx: int) -> None:
-        """Count an attempt at an effect before it is made (a crash leaves the count behind)."""
-        with self._session() as s:
-            s.execute(
-                update(_Effect)
-                .where(_Effect.run_id == run_id, _Effect.seq == seq, _Effect.idx == idx)
-                .values(attempts=_Effect.attempts + 1)
-            )
-
     def effect_done(
         self,
         run_id: str,
@@ -470,6 +461,7 @@ class RunStore:
             if eff.done:
                 return  # already recorded: a replay after a crash must not duplicate results
             eff.done, eff.ok, eff.error, eff.done_at = True, ok, error[:4000], at
+            eff.attempts += 1
             if result is not None:
                 s.add(_Inbox(run_id=run_id, input=result, origin=f"effect {seq}.{idx}", created_at=at))
             if look is not None:

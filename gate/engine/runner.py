@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from gate.drivers.diagnostics import Captured
 from gate.drivers.store import LookWrite, RunStore
 from gate.engine import codec
 from gate.engine.clock import Clock
@@ -139,18 +140,6 @@ class NotifierPort(Protocol):
     def send(self, channel: str, message: dict[str, Any]) -> tuple[bool, dict[str, Any], str]:
         """Send one message on one channel: (ok, payload sent, error). Never raises."""
         ...
-
-
-@dataclass(frozen=True)
-class Captured:
-    """One diagnostic captured from the canary."""
-
-    name: str
-    url: str
-    data: bytes
-    content_type: str = ""
-    truncated: bool = False
-    error: str = ""
 
 
 class DiagnosticsPort(Protocol):
@@ -315,7 +304,6 @@ class Runner:
 
     def _apply(self, seq: int, idx: int, effect: Effect) -> None:
         self._point("effect:before")
-        self.store.effect_attempt(self.run_id, seq, idx)
         ok, error, result, look = self._carry_out(effect)
         self._point("effect:applied")
         self.store.effect_done(
