@@ -19,6 +19,7 @@ from gate.drivers.chaos.experiment import (
     IstioTarget,
     builtin_experiment,
     spec_from_contract,
+    specs_from_contract,
 )
 from gate.drivers.chaos.journal import ActivityRun, ChaosWindow, Journal, SteadyState, parse_journal
 from gate.drivers.chaos.ledger import FaultEntry, FaultLedger, LedgerError, RecoveryResult, Undo
@@ -48,4 +49,5 @@ __all__ = [
     "builtin_experiment",
     "parse_journal",
     "spec_from_contract",
+    "specs_from_contract",
 ]

@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.drivers.chaos.faultproxy import TARGET_RE
+
+if TYPE_CHECKING:
+    from gate.contract import Contract
 
 ACTIONS = "gate.drivers.chaos.actions"
 ISTIO = "gate.drivers.chaos.istio"
@@ -172,6 +175,17 @@ def spec_from_contract(entry: Any) -> ExperimentSpec:
     if not isinstance(inline, Mapping):
         raise ExperimentError("chaos inline must be a Chaos Toolkit experiment (a mapping)")
     return InlineExperiment(dict(inline))
+
+
+def specs_from_contract(contract: Contract) -> dict[str, ExperimentSpec]:
+    """Every chaos entry of a contract, by name; experiment files resolved against the contract's folder."""
+    specs: dict[str, ExperimentSpec] = {}
+    for name, entry in contract.spec.chaos.items():
+        spec = spec_from_contract(entry)
+        if isinstance(spec, ExperimentFile):
+            spec = ExperimentFile(contract.resolve(str(spec.path)))
+        specs[name] = spec
+    return specs
 
 
 def _python(func: str, arguments: dict[str, Any], module: str = ACTIONS) -> dict[str, Any]:
