@@ -20,9 +20,10 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here so that `gate --help` stays fast and each command module owns its imports.
-    from gate.cli import contract_cmds
+    from gate.cli import contract_cmds, learn_cmd
 
     contract_cmds.register(app)
+    learn_cmd.register(app)
 
 
 _register()
