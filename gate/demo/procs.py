@@ -7,6 +7,7 @@ without cleaning up still leaves nothing behind: the children notice and exit by
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -44,7 +45,7 @@ class ChildProcess:
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def start(self, timeout: float = 20.0) -> ChildProcess:
-        """Start the child; with a health URL, return only once it answers 200."""
+        """Start the child; with a health URL, return only once it answers 200 with its own pid."""
         cmd = [sys.executable, "-m", self.module, *self.args, "--parent", str(os.getpid())]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -60,9 +61,11 @@ class ChildProcess:
                 raise DemoProcessError(f"{self.name} exited at start (code {code}): {self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.health_url, timeout=1.0) as resp:  # noqa: S310 (loopback URL we built)
-                    if int(resp.status) == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
+                    answer = json.loads(resp.read(4096) or b"{}")
+                # Another program may have taken the port first: only our own pid counts as up.
+                if int(resp.status) == 200 and answer.get("pid") == self._proc.pid:
+                    return self
+            except (urllib.error.URLError, OSError, ValueError, AttributeError):
                 pass
             time.sleep(0.05)
         self.stop()

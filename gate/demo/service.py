@@ -13,7 +13,8 @@ It follows the conventions gate documents for the services it watches:
 - ``http_request_duration_seconds`` histogram labelled ``service``, ``track``, ``traffic_source``
   (``X-Traffic-Source`` header: ``synthetic`` or ``shadow``; absent means ``production``), ``route``,
   ``method``; fine buckets (5 ms steps to 300 ms) so a p95 shift of a few per cent is visible;
-- ``http_requests_total`` by the same labels plus ``code``;
+- ``http_requests_total`` by the same labels plus ``status`` (the code, e.g. ``503``);
+- the ``process_*`` collector (resident memory, CPU, open files);
 - ``demo_tasks``: the number of live asyncio tasks — the Python analogue of ``go_goroutines``, and
   what grows when the ``leak`` switch is on.
 
@@ -47,6 +48,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from pydantic import BaseModel, ConfigDict, Field
@@ -209,9 +211,11 @@ class _Metrics:
         self.requests = Counter(
             "http_requests",
             "HTTP requests answered, by status code.",
-            [*labels, "code"],
+            [*labels, "status"],
             registry=self.registry,
         )
+        # Resident memory, CPU and open files: the leak also shows in process_resident_memory_bytes.
+        ProcessCollector(registry=self.registry)
         self.tasks = Gauge(
             "demo_tasks",
             "Live asyncio tasks in the service (the Python analogue of go_goroutines).",
@@ -346,8 +350,9 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"detail": problems[:10]}, status_code=422)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "track": settings.track, "role": settings.role}
+    async def healthz() -> dict[str, str | int]:
+        # The pid lets whoever started this process check that it is really the one answering.
+        return {"status": "ok", "track": settings.track, "role": settings.role, "pid": os.getpid()}
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
@@ -461,7 +466,12 @@ def main(argv: list[str] | None = None) -> None:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     parser = argparse.ArgumentParser(prog="python -m gate.demo.service", description=__doc__.split("\n")[0])
     parser.add_argument("--role", choices=["app", "risk-api"], default="app")
-    parser.add_argument("--track", default="stable", choices=["stable", "canary"])
+    parser.add_argument(
+        "--track",
+        default=None,
+        choices=["stable", "canary", "none"],
+        help="default: stable, none for risk-api",
+    )
     parser.add_argument("--service", default=None, help="service label (default: checkout or risk-api)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -478,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--latency-factor must be within 0.1 and 20")
     settings = Settings(
         role=args.role,
-        track=args.track,
+        track=args.track or ("stable" if args.role == "app" else "none"),
         service=args.service or ("checkout" if args.role == "app" else "risk-api"),
         downstream=args.downstream.rstrip("/") if args.downstream else None,
         downstream_timeout=args.downstream_timeout,
