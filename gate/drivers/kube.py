@@ -203,13 +203,15 @@ class KubeClient:
         obj["kind"] = r.kind
         meta = obj.setdefault("metadata", {})
         meta["name"], meta["namespace"] = ref.name, ref.namespace
-        return self._call(
+        created = self._call(
             "create",
             ref,
             lambda: self._api.create_namespaced_custom_object(
                 r.group, r.version, ref.namespace, r.plural, obj, _request_timeout=self.timeout
             ),
         )
+        # The client maps only a 201 answer to a body; a server answering 200 yields nothing.
+        return created or self.get(ref)
 
     def delete(self, ref: ObjectRef, *, resource_version: str | None = None) -> None:
         """Delete the object; with `resource_version`, only if it is still that version (else conflict)."""

@@ -36,6 +36,7 @@ class VersionedEmulator(kmock.KubernetesEmulator):
         factory=dict, init=False
     )
     conflicts: int = attrs.field(default=0, init=False)
+    _rejections: int = attrs.field(default=0, init=False)
     # Every patch body exactly as the client sent it (before this emulator stamps a new version).
     patches: list[tuple[str, JSON]] = attrs.field(factory=list, init=False)
 
@@ -51,6 +52,11 @@ class VersionedEmulator(kmock.KubernetesEmulator):
     def stored(self, resource: str, namespace: str, name: str) -> JSON:
         return copy.deepcopy(self.objects[resource, namespace, name].raw)
 
+    def reject_patches(self, count: int) -> None:
+        """Answer the next `count` patches with 409 Conflict without applying them. (A plain kmock
+        reaction answering 409 is not enough: the emulator applies the patch before reactions run.)"""
+        self._rejections += count
+
     def interfere(self, resource: str, namespace: str, name: str, change: Callable[[JSON], None]) -> None:
         """Queue `change` to be applied (as another writer would) right before the next patch."""
         self._interference.setdefault((resource, namespace, name), []).append(change)
@@ -58,9 +64,10 @@ class VersionedEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         res = request.resource
         if res is not None and request.action == kmock.action.UPDATE and isinstance(request.data, dict):
-            key = (f"{res.group}/{res.version}/{res.plural}".lstrip("/"), request.namespace, request.name)
+            name = (f"{res.group}/{res.version}/{res.plural}".lstrip("/"), request.namespace, request.name)
+            key = (res, request.namespace, request.name)  # ObjectsArray's `in` takes parsed keys only
             self.patches.append((str(request.name), copy.deepcopy(request.data)))
-            pending = self._interference.get(key) or []
+            pending = self._interference.get(name) or []
             if pending:
                 change = pending.pop(0)
                 obj = self.objects[key]
@@ -68,23 +75,29 @@ class VersionedEmulator(kmock.KubernetesEmulator):
                 change(new)
                 new["metadata"]["resourceVersion"] = self.next_version()
                 obj.history.append(kmock.ObjectVersion(new))
+            if self._rejections > 0:
+                self._rejections -= 1
+                self.conflicts += 1
+                return await self._render_error(_conflict())
             wanted = (request.data.get("metadata") or {}).get("resourceVersion")
             if key in self.objects and not self.objects[key].deleted:
                 current = self.objects[key].raw.get("metadata", {}).get("resourceVersion")
                 if wanted is not None and wanted != current:
                     self.conflicts += 1
-                    return await self._render_error(
-                        kmock.KubernetesError(
-                            status=409,
-                            reason="Conflict",
-                            message="the object has been modified; please apply your changes to the latest version",
-                            details={},
-                        )
-                    )
+                    return await self._render_error(_conflict())
             request.data.setdefault("metadata", {})["resourceVersion"] = self.next_version()
         elif res is not None and request.action == kmock.action.CREATE and isinstance(request.data, dict):
             request.data.setdefault("metadata", {})["resourceVersion"] = self.next_version()
         return await super()._handle(request)
+
+
+def _conflict() -> kmock.KubernetesError:
+    return kmock.KubernetesError(
+        status=409,
+        reason="Conflict",
+        message="the object has been modified; please apply your changes to the latest version and try again",
+        details={},
+    )
 
 
 @dataclass
