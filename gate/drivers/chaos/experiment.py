@@ -90,7 +90,7 @@ class IstioTarget:
     virtual_service: str
     routes: list[dict[str, Any]]
     namespace: str = "default"
-    version: str = "networking.istio.io/v1alpha3"
+    version: str = "networking.istio.io/v1beta1"
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class FaultContext:
                 virtual_service=vs,
                 routes=[dict(r) for r in routes],
                 namespace=str(istio_raw.get("namespace", "default")),
-                version=str(istio_raw.get("version", "networking.istio.io/v1alpha3")),
+                version=str(istio_raw.get("version", "networking.istio.io/v1beta1")),
             )
         targets_raw = raw.get("targets") or {}
         if not isinstance(targets_raw, Mapping):

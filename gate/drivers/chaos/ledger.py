@@ -110,7 +110,7 @@ class FaultEntry:
 
     def describe(self) -> str:
         where = f" (run {self.run}, experiment {self.experiment})" if self.run or self.experiment else ""
-        return f"{self.kind} {self.key}{where}"
+        return f"{self.key}{where}"
 
 
 @dataclass(frozen=True)
