@@ -10,7 +10,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # typing only: plans are also built without a contract
+    from gate.contract import Contract
 
 TRACKS: tuple[str, str] = ("stable", "canary")
 """Every plan drives both tracks, with the same scenario, at the same time."""
@@ -137,3 +140,54 @@ class LoadPlan:
     @classmethod
     def read(cls, path: Path) -> LoadPlan:
         return cls.from_json(path.read_text())
+
+    # -- from a contract ---------------------------------------------------------------------------
+    @classmethod
+    def from_contract(
+        cls,
+        contract: Contract,
+        *,
+        stable_url: str | None = None,
+        canary_url: str | None = None,
+        duration: float | None = None,
+        workers: int | Literal["auto"] | None = None,
+    ) -> LoadPlan:
+        """The contract's `spec.load` aimed at the given URLs (default: the contract's target URLs).
+
+        Tasks of weight 0 are left out; a locustfile is resolved against the contract's folder."""
+        spec = contract.spec
+        load = spec.load
+        if load is None:
+            raise PlanError("spec.load: the contract declares no load; add a `load:` section with tasks")
+        stable = stable_url or spec.target.stable.url
+        canary = canary_url or spec.target.canary.url
+        if not stable or not canary:
+            raise PlanError(
+                "spec.target: synthetic load needs a URL for both stable and canary "
+                "(set target.stable.url and target.canary.url, or pass --stable-url and --canary-url)"
+            )
+        tasks = tuple(
+            LoadTask(
+                name=t.name,
+                path=t.path,
+                method=str(t.method).upper(),
+                weight=float(t.weight),
+                headers=dict(t.headers),
+                json=t.json_body,
+                body=t.body,
+            )
+            for t in load.tasks
+            if t.weight > 0
+        )
+        locustfile = str(contract.resolve(load.locustfile).resolve()) if load.locustfile else None
+        return cls(
+            stable_url=stable,
+            canary_url=canary,
+            tasks=tasks,
+            users=load.users,
+            spawn_rate=float(load.spawn_rate),
+            duration=float(duration if duration is not None else load.duration),
+            workers=workers if workers is not None else load.workers,
+            locustfile=locustfile,
+            header=spec.traffic.header,
+        )

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
 from gate.drivers.load.plan import TRACKS, LoadPlan
 from gate.drivers.load.protocol import new_histogram
+
+if TYPE_CHECKING:
+    from gate.contract.sli import SliLibrary
+    from gate.drivers.load.evidence import HasSli
+    from gate.judge.evidence import Evidence
 
 SATURATION_WINDOW = 3.0
 RPS_WINDOW = 3.0
@@ -110,10 +116,12 @@ class TrackResult:
 
 @dataclass(frozen=True)
 class NodeCpu:
-    """One load-generator process: its mean and peak sustained share of one core."""
+    """One load-generator process: its mean and peak sustained share of one core, and its CPU seconds."""
 
     mean: float
     peak: float
+    seconds: float = 0.0
+    """CPU seconds the process used from its start (imports included) to its final batch."""
 
 
 @dataclass
@@ -140,6 +148,12 @@ class LoadResult:
         """The busiest load-generator process's peak sustained share of one core."""
         return max((n.peak for n in self.nodes.values()), default=0.0)
 
+    def evidence(self, objectives: Iterable[HasSli], library: SliLibrary) -> Evidence:
+        """Judge evidence (source synthetic, both tracks) for the objectives the load can measure."""
+        from gate.drivers.load.evidence import load_evidence
+
+        return load_evidence(self, objectives, library)
+
     def summary(self) -> dict[str, Any]:
         return {
             "duration": round(self.duration, 3),
@@ -147,7 +161,10 @@ class LoadResult:
             "saturated": self.saturated,
             "saturation_reason": self.saturation_reason,
             "generator_cpu": round(self.generator_cpu, 3),
-            "nodes": {k: {"mean": round(v.mean, 3), "peak": round(v.peak, 3)} for k, v in self.nodes.items()},
+            "nodes": {
+                k: {"mean": round(v.mean, 3), "peak": round(v.peak, 3), "cpu_seconds": round(v.seconds, 3)}
+                for k, v in self.nodes.items()
+            },
             "tracks": {t: r.summary() for t, r in self.tracks.items()},
             "problems": list(self.problems),
         }
@@ -328,7 +345,7 @@ def _cpu_of(points: list[tuple[float, float]]) -> NodeCpu:
     span = c_last - c_first
     mean = (u_last - u_first) / span if span > 0 else 0.0
     if span <= SATURATION_WINDOW:
-        return NodeCpu(mean=mean, peak=mean)
+        return NodeCpu(mean=mean, peak=mean, seconds=u_last)
     peak = 0.0
     j = 0
     for i in range(1, len(points)):
@@ -339,7 +356,7 @@ def _cpu_of(points: list[tuple[float, float]]) -> NodeCpu:
         cj, uj = points[j]
         if ci - cj >= SATURATION_WINDOW:
             peak = max(peak, (ui - uj) / (ci - cj))
-    return NodeCpu(mean=mean, peak=max(peak, mean))
+    return NodeCpu(mean=mean, peak=max(peak, mean), seconds=u_last)
 
 
 def decode_hdr(encoded: str) -> HdrHistogram:

@@ -12,10 +12,12 @@ Roles:
 - `worker`: a Locust worker runner connected to the master over Locust's own ZeroMQ protocol —
   the same whether the worker is a local process or a pod.
 
-Every request of the scenario goes to both tracks, stable and canary, in random order, by the same
-user, one right after the other — equal rates, same moment, same connection behaviour — and carries
-the synthetic header. A user's own locustfile runs twice, once per track (the user classes are
-subclassed with each track's host and the header), and the same request listener streams its samples.
+Every request of the scenario goes to both tracks, stable and canary, at the same moment, from the
+same user (one greenlet per track, each with its own connection) — equal rates, same arrival
+pattern — and carries the synthetic header; `users` is therefore the concurrency on each track.
+A user's own locustfile runs twice, once per track (its user classes are subclassed with each
+track's host and the header; `users` per track, so 2 × users Locust users), and the same request
+listener streams its samples.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def emit(record: dict[str, Any]) -> None:
 
 
 def paired_user(plan: LoadPlan) -> type[User]:
-    """A FastHttpUser that sends each chosen task to both tracks, in random order."""
+    """A FastHttpUser that sends each chosen task to both tracks at once."""
     urls = plan.urls
     synthetic = {plan.header: plan.header_value}
     choices = [
@@ -97,8 +99,9 @@ def paired_user(plan: LoadPlan) -> type[User]:
         @task
         def pair(self) -> None:
             method, path, name, headers, body_json, body = random.choices(choices, cum_weights=cum_weights)[0]
-            order = TRACKS if random.random() < 0.5 else TRACKS[::-1]
-            for track in order:
+            first, second = TRACKS if random.random() < 0.5 else TRACKS[::-1]
+
+            def send(track: str) -> None:
                 self.sessions[track].request(
                     method,
                     path,
@@ -108,6 +111,17 @@ def paired_user(plan: LoadPlan) -> type[User]:
                     data=body,
                     context=self.contexts[track],
                 )
+
+            # Both tracks at the same moment: the other track's request runs in its own greenlet,
+            # so each track sees one request in flight per user and the pair ends together.
+            other = gevent.spawn(send, second)
+            try:
+                send(first)
+                other.join()
+            finally:
+                other.kill(block=False)
+            if other.exception is not None:
+                raise other.exception
 
     return GateUser
 
@@ -144,6 +158,14 @@ def _on_track(cls: type[User], track: str, plan: LoadPlan) -> type[User]:
     attrs["context"] = context
     attrs["__init__"] = __init__
     return type(f"{cls.__name__}_{track}", (cls,), attrs)
+
+
+def locust_users(plan: LoadPlan) -> tuple[int, float]:
+    """Locust users and spawn rate for `plan.users` users per track."""
+    if plan.locustfile:
+        # One Locust user per track for each of the plan's users: twice as many, spawned twice as fast.
+        return 2 * plan.users, 2 * plan.spawn_rate
+    return plan.users, plan.spawn_rate
 
 
 def user_classes(plan: LoadPlan) -> list[type[User]]:
@@ -238,7 +260,7 @@ def run_local(plan: LoadPlan) -> int:
     recorder.runner = runner
     emit({"type": "started", "t": time.time(), "nodes": 1})
     recorder.start_reporting()
-    runner.start(plan.users, plan.spawn_rate)
+    runner.start(*locust_users(plan))
     stop.wait(plan.duration)
     runner.stop()
     recorder.finish()
@@ -278,7 +300,7 @@ def run_master(plan: LoadPlan, bind: str, port: int, expect: int) -> int:
         gevent.sleep(0.05)
     emit({"type": "started", "t": time.time(), "nodes": expect})
     recorder.start_reporting()
-    runner.start(plan.users, plan.spawn_rate)
+    runner.start(*locust_users(plan))
     stop.wait(plan.duration)
     runner.stop()  # tells every worker to stop; each sends its final batch before it acknowledges
     deadline = time.monotonic() + FINAL_TIMEOUT
