@@ -10,15 +10,23 @@ served on a free loopback port, stopped by its own pid.
         with backfilled_prometheus(om.text(), tmp_path_factory.mktemp("prom")) as server:
             yield server          # server.url; query it at fixed times (time=T0 + ...)
 
-`live_prometheus(workdir, jobs)` starts one that scrapes real processes instead.
+`live_prometheus(workdir, jobs)` starts one that scrapes real processes instead. As a pytest fixture:
+
+    from tests.support.prom import prometheus_factory  # noqa: F401  (makes the fixture available)
+
+    def test_x(prometheus_factory):
+        server = prometheus_factory(jobs=[ScrapeJob("app", ["127.0.0.1:8000"])], scrape_interval=0.5)
+        server = prometheus_factory(openmetrics=om.text())   # or backfilled; all stopped at teardown
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+import pytest
 
 from gate.drivers.promserver import (
     PrometheusServer,
@@ -153,3 +161,25 @@ def _serve(data: Path, config: str) -> Iterator[PrometheusServer]:
         return
     assert last is not None
     raise last
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path: Path) -> Iterator[Callable[..., PrometheusServer]]:
+    """Start real Prometheus servers for one test; every one is stopped (by pid) at teardown."""
+    with ExitStack() as stack:
+        count = 0
+
+        def start(
+            *, jobs: Sequence[ScrapeJob] = (), openmetrics: str | None = None, scrape_interval: float = 1.0
+        ) -> PrometheusServer:
+            nonlocal count
+            count += 1
+            workdir = tmp_path / f"prometheus-{count}"
+            workdir.mkdir()
+            if openmetrics is not None:
+                cm = backfilled_prometheus(openmetrics, workdir, jobs=jobs, scrape_interval=scrape_interval)
+            else:
+                cm = live_prometheus(workdir, jobs, scrape_interval=scrape_interval)
+            return stack.enter_context(cm)
+
+        yield start
