@@ -15,8 +15,8 @@ It follows the conventions gate documents for the services it watches:
   ``method``; fine buckets (5 ms steps to 300 ms) so a p95 shift of a few per cent is visible;
 - ``http_requests_total`` by the same labels plus ``status`` (the code, e.g. ``503``);
 - the ``process_*`` collector (resident memory, CPU, open files);
-- ``demo_tasks``: the number of live asyncio tasks — the Python analogue of ``go_goroutines``, and
-  what grows when the ``leak`` switch is on.
+- ``demo_tasks``: the number of live asyncio tasks — the Python analogue of ``go_goroutines`` — and
+  ``demo_background_tasks``: those that outlive their request (zero unless the service leaks).
 
 Faults are switched over HTTP (``POST /__switch``, ``DELETE /__switch``) or set at start
 (``--latency-factor 1.25`` is the regressed canary, ``--leak`` the leaking one). The switch endpoint
@@ -223,6 +223,12 @@ class _Metrics:
             registry=self.registry,
         )
         self.tasks.labels(settings.service, settings.track).set_function(tasks)
+        self.background = Gauge(
+            "demo_background_tasks",
+            "Tasks the service started that outlive the request that started them (zero unless leaking).",
+            ["service", "track"],
+            registry=self.registry,
+        )
         self.leaked_bytes = Gauge(
             "demo_leaked_bytes",
             "Bytes held by leaked tasks.",
@@ -266,6 +272,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     metrics = _Metrics(settings, live_tasks)
     metrics.leaked_bytes.labels(settings.service, settings.track).set_function(lambda: float(leaked_bytes[0]))
+    metrics.background.labels(settings.service, settings.track).set_function(lambda: float(len(leaked)))
     breaker_gauge = metrics.breaker.labels(settings.service, settings.track, "risk-api")
     breaker_gauge.set_function(lambda: 0.0 if breaker.state() == "closed" else 1.0)
     client: httpx.AsyncClient | None = None

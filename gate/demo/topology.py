@@ -154,11 +154,13 @@ class Topology:
     def _scrape_jobs(self) -> list[ScrapeJob]:
         jobs = [ScrapeJob("gate-demo-prometheus", [f"127.0.0.1:{self.ports['prometheus']}"])]
         if "canary" in self.ports:
-            targets = [f"127.0.0.1:{self.ports['stable']}", f"127.0.0.1:{self.ports['canary']}"]
+            # One job per track, as a Deployment per track would give: process_* series (which carry
+            # no track label of their own) are told apart by `job`.
             jobs += [
-                ScrapeJob("checkout", targets),
-                ScrapeJob(DEPENDENCY, [f"127.0.0.1:{self.ports['dependency']}"]),
+                ScrapeJob(f"checkout-{track}", [f"127.0.0.1:{self.ports[track]}"])
+                for track in ("stable", "canary")
             ]
+            jobs.append(ScrapeJob(DEPENDENCY, [f"127.0.0.1:{self.ports['dependency']}"]))
         return jobs
 
     def _start_prometheus(self) -> None:
