@@ -14,6 +14,7 @@ import pytest
 
 from gate.drivers.chaos import BuiltinFault, ChaosDriver, FaultLedger, HttpFault
 from tests.drivers.chaos.kube import VS, Emulator, serve
+from tests.drivers.routers.crds import validate_crd
 
 ROOT = Path(__file__).resolve().parents[3]
 ROUTES = [{"destination": {"host": "checkout", "subset": "canary"}}]
@@ -59,6 +60,8 @@ def test_istio_fault_for_the_step_then_rolled_back(
         while time.monotonic() < deadline and not seen:
             if faults(kube)[1] is not None:
                 seen = faults(kube)
+                # What gate wrote is a valid VirtualService for the upstream CRD's schema.
+                validate_crd(kube.get(VS, "shop", "checkout"))
             time.sleep(0.05)
         journal = run.wait()
     assert seen == [
