@@ -191,8 +191,8 @@ def read_production(
             le = float(sample.labels.get("le", ""))
         except ValueError:
             continue
-        if not math.isfinite(sample.value) or sample.value <= 0:
-            continue
+        if not math.isfinite(sample.value) or sample.value < 0:
+            continue  # empty buckets stay: their bounds place the quantiles
         bound = le if math.isinf(le) else le * rendered.le_scale
         key = (sample.labels.get(method_key, "").upper(), sample.labels.get(route_key, ""))
         buckets[key][bound] += sample.value

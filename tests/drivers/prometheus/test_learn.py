@@ -119,10 +119,24 @@ def test_learns_weights_and_reports_coverage(prom: str) -> None:
     slowest = report.slowest
     assert (slowest[0].method, slowest[0].route) == ("POST", "/orders")
     assert 0.25 < (slowest[0].p95 or 0) <= 0.5  # inside the bucket holding 0.45 s
-    assert report.routes[0].route == "/catalog/{id}" and report.routes[0].covered_by == ("item",)
+    catalog = report.routes[0]
+    assert catalog.route == "/catalog/{id}" and catalog.covered_by == ("item",)
+    # Every request at 8 ms, in the (5 ms, 10 ms] bucket: interpolated like histogram_quantile.
+    assert catalog.p50 == pytest.approx(0.0075) and catalog.p95 == pytest.approx(0.00975)
     by_route = {r.route: r.covered_by for r in report.routes if r.method == "GET"}
     assert by_route["/orders"] == ("list-orders", "deep-page")
     assert report.mix_distance_after < 0.02 < report.mix_distance_before
+    # The quantiles agree with Prometheus's own histogram_quantile on the same buckets.
+    with PrometheusClient(prom, retries=0) as client:
+        theirs = client.query(
+            "histogram_quantile(0.95, sum by (le, route, method) (increase("
+            'http_request_duration_seconds_bucket{track="stable", traffic_source="production"}[2m])))',
+            at=END,
+        )
+    ours = {(r.method, r.route): r.p95 for r in report.routes}
+    assert len(theirs) == 4
+    for sample in theirs:
+        assert ours[(sample.labels["method"], sample.labels["route"])] == pytest.approx(sample.value)
 
 
 def test_cli_write_changes_only_the_weights(prom: str, tmp_path: Path) -> None:
