@@ -1,0 +1,72 @@
+"""The kube driver against kmock's emulator over real HTTP: errors become gate's hierarchy (cause
+chained), temporary ones are retried within bounds, permanent ones are not."""
+
+from __future__ import annotations
+
+import kmock
+import pytest
+
+from gate.drivers import kube
+from gate.drivers.routers import RouterMisconfigured, RouterUnavailable
+from gate.drivers.routers.gateway_api import GatewayApiRouter
+from tests.drivers.routers import test_gateway_api
+from tests.drivers.routers.kubeemu import RunningEmulator
+from tests.support.ports import free_port
+
+REF = kube.ObjectRef(kube.HTTPROUTE, "shop", "checkout")
+
+
+def _error(status: int, reason: str) -> kmock.KubernetesError:
+    return kmock.KubernetesError(
+        status=status, reason=reason, message=f"{reason} (from the test)", details={}
+    )
+
+
+def test_temporary_failures_are_retried(env: RunningEmulator, client: kube.KubeClient) -> None:
+    env.emulator.seed(test_gateway_api.R, "shop", "checkout", test_gateway_api.SEED)
+    env.call(lambda: env.emulator["get"][:2] << _error(503, "ServiceUnavailable"))
+    assert client.read(REF)["metadata"]["name"] == "checkout"
+    assert len(env.emulator["get"]) == 3
+
+
+def test_permanent_failures_are_not_retried(env: RunningEmulator, client: kube.KubeClient) -> None:
+    env.emulator.seed(test_gateway_api.R, "shop", "checkout", test_gateway_api.SEED)
+    env.call(lambda: env.emulator["get"] << _error(403, "Forbidden"))
+    with pytest.raises(kube.KubeForbiddenError, match="403 Forbidden") as info:
+        client.read(REF)
+    assert info.value.status == 403
+    assert len(env.emulator["get"]) == 1
+    router = GatewayApiRouter(client, test_gateway_api.TARGET)
+    with pytest.raises(RouterMisconfigured, match=r"RBAC rules in docs/routers\.md"):
+        router.read()
+
+
+def test_not_found_and_already_exists(env: RunningEmulator, client: kube.KubeClient) -> None:
+    with pytest.raises(kube.KubeNotFoundError):
+        client.get(REF)
+    client.create(REF, {"spec": {"rules": []}})
+    with pytest.raises(kube.KubeAlreadyExistsError):
+        client.create(REF, {"spec": {"rules": []}})
+    client.delete(REF)
+    with pytest.raises(kube.KubeNotFoundError):
+        client.get(REF)
+
+
+def test_unreachable_api_server_is_temporary() -> None:
+    client = kube.connect(
+        host=f"http://127.0.0.1:{free_port()}", timeout=2, retry=kube.Retry(attempts=3, base_delay=0.01)
+    )
+    with pytest.raises(kube.KubeUnavailableError, match="gave up after 3 attempts") as info:
+        client.read(REF)
+    assert isinstance(info.value.__cause__, kube.KubeUnavailableError)
+    router = GatewayApiRouter(client, test_gateway_api.TARGET)
+    with pytest.raises(RouterUnavailable):
+        router.set_weight(0)
+
+
+def test_no_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(kube.KubePermanentError, match="no usable Kubernetes configuration"):
+        kube.connect()
