@@ -20,13 +20,23 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here so that `gate --help` stays fast and each command module owns its imports.
-    from gate.cli import contract_cmds, learn_cmd
+    from gate.cli import contract_cmds, learn_cmd, load_cmd
 
     contract_cmds.register(app)
     learn_cmd.register(app)
+    load_cmd.register(app)
 
 
 _register()
+
+
+def _register_engine() -> None:
+    from gate.cli import check_cmd
+
+    check_cmd.register(app)
+
+
+_register_engine()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -193,5 +193,5 @@ def test_plan_errors_say_what_and_where() -> None:
     with pytest.raises(PlanError, match="no tasks and no locustfile"):
         LoadPlan(stable_url="http://a", canary_url="http://b")
     no_load = parse_contract(textwrap.dedent(CONTRACT.split("  load:", maxsplit=1)[0]) + "  objectives: []\n")
-    with pytest.raises(PlanError, match="spec.load"):
+    with pytest.raises(PlanError, match=r"spec\.load"):
         LoadPlan.from_contract(no_load)

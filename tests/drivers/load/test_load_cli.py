@@ -1,0 +1,77 @@
+"""`gate load CONTRACT`: the real command, real Locust, real loopback services."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.drivers.load.conftest import Services
+
+CONTRACT = """
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {name: shop}
+spec:
+  target:
+    stable: {deployment: shop}
+    canary: {deployment: shop-canary}
+  load:
+    users: 2
+    spawnRate: 10/s
+    duration: 3m
+    tasks:
+      - {name: order, weight: 3, post: /orders, json: {sku: A-1}}
+      - {name: page, get: "/orders?offset=10"}
+  objectives:
+    - {sli: http-latency, quantile: 0.95, max: 220ms}
+"""
+
+
+def gate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gate.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_gate_load_runs_both_tracks_and_writes_progress_events(services: Services, tmp_path: Path) -> None:
+    contract = tmp_path / "shop.yaml"
+    contract.write_text(CONTRACT)
+    events = tmp_path / "events.jsonl"
+    done = gate(
+        "load",
+        str(contract),
+        "--stable-url",
+        services.urls["stable"],
+        "--canary-url",
+        services.urls["canary"],
+        "--duration",
+        "2s",
+        "--events",
+        str(events),
+        "--format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["complete"] and not summary["saturated"]
+    for track in ("stable", "canary"):
+        assert summary["tracks"][track]["requests"] > 0
+        assert set(services.seen(track)["sources"]) == {"synthetic"}
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert lines and all(e["type"] == "progress" for e in lines)
+    assert {"elapsed", "users", "cpu", "saturated", "tracks"} <= lines[-1].keys()
+    assert {"requests", "errors", "rps", "p95"} <= lines[-1]["tracks"]["canary"].keys()
+
+
+def test_gate_load_rejects_a_contract_without_urls(tmp_path: Path) -> None:
+    contract = tmp_path / "shop.yaml"
+    contract.write_text(CONTRACT)
+    done = gate("load", str(contract), "--duration", "1s")
+    assert done.returncode == 2
+    assert "--stable-url" in done.stderr
