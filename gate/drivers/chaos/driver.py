@@ -11,9 +11,10 @@ its main thread). The driver writes the experiment to the workdir, starts the wo
 group (a Ctrl-C reaches both), reads its progress events, and returns the typed ``Journal``.
 
 Faults are always undone, in layers: the experiment's rollbacks (strategy ``always``) when the step
-ends, fails or is aborted; SIGTERM to the worker on abort or timeout (repeated until the rollbacks have
-started, since a signal landing inside an action is swallowed by Chaos Toolkit); SIGKILL when the
-rollbacks hang; and, whatever happened, ledger recovery for the run after the worker has exited.
+ends, fails or is aborted; SIGTERM to the worker on abort or timeout (repeated each second until the
+worker reports that its rollbacks have started, in case one lands before the run has begun); SIGKILL
+when the rollbacks hang past ``rollback_timeout``; and, whatever happened, ledger recovery for the run
+after the worker has exited. A worker whose gate died gets SIGTERM from the kernel and rolls back.
 """
 
 from __future__ import annotations

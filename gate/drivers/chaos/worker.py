@@ -12,8 +12,9 @@ How faults are always undone here:
 
 - rollbacks run with the ``always`` strategy, so an interrupted or failed run rolls back too
   (Chaos Toolkit's default skips them exactly when they matter);
-- SIGTERM or SIGINT interrupts the method (a pause included) and the rollbacks follow; once the
-  rollbacks have started, further SIGTERM/SIGINT are ignored so a second signal cannot cut them short;
+- SIGTERM or SIGINT interrupts the method at once (in an activity or in its pause) and the rollbacks
+  follow; once they have started, further SIGTERM/SIGINT are ignored so a second signal cannot cut
+  them short;
 - the worker asks the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a gate killed
   with SIGKILL still gets its faults rolled back by the orphaned worker;
 - after the run, anything this run recorded in the ledger and did not clear is undone here.
@@ -74,7 +75,7 @@ def _hold_signals() -> None:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as a KeyboardInterrupt so that nothing in Chaos Toolkit swallows it."""
+    """SIGTERM or SIGINT, raised as a KeyboardInterrupt so that nothing in Chaos Toolkit swallows it."""
 
 
 def _handler_class(events: _Events) -> type:
@@ -94,12 +95,15 @@ def _handler_class(events: _Events) -> type:
         terminating = False
 
         def running(self, *args: Any) -> None:
-            def on_sigterm(signum: int, frame: Any) -> None:
+            def on_signal(signum: int, frame: Any) -> None:
                 self.terminating = True
-                raise _Terminated("SIGTERM")
+                raise _Terminated(signal.Signals(signum).name)
 
-            # chaoslib has just installed its own handler; this one replaces it for the run.
-            signal.signal(signal.SIGTERM, on_sigterm)
+            # chaoslib has just installed its own SIGTERM handler; this one replaces it for the run.
+            # SIGINT too: Python's own KeyboardInterrupt raised inside a provider would otherwise
+            # still sit out the activity's pause (it runs in a `finally`) before the rollbacks.
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
 
         def start_method(self, experiment: Any) -> None:
             events.emit("method-started")

@@ -3,6 +3,8 @@ fault switches are set and cleared through the same ledger."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -93,3 +95,17 @@ def test_demo_switch_set_for_the_step_then_cleared(demo_service: str, driver: Ch
     assert journal.rollbacks[0].succeeded and journal.faults_undone
     after = httpx.get(f"{demo_service}/__switch", timeout=5).json()["switch"]
     assert after["latency_ms"] == 0 and after["error_rate"] == 0
+
+
+def test_ctrl_c_reaching_the_worker_rolls_back_at_once(topology: Topology, driver: ChaosDriver) -> None:
+    """SIGINT (a Ctrl-C in gate's terminal reaches its process group) ends the step with rollbacks."""
+    fault = HttpFault(TARGET, delay=0.01)
+    with driver.start("ctrl-c", BuiltinFault(fault), {"fault_proxy": topology.admin}, duration=60) as run:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not driver.ledger.open_entries():
+            time.sleep(0.02)
+        os.kill(run.pid, signal.SIGINT)
+        journal = run.wait(timeout=20)
+    assert journal.status == "interrupted" and not journal.timed_out, journal.summary()
+    assert journal.rollbacks[0].succeeded and journal.faults_undone
+    assert httpx.get(f"{topology.admin}/faults", timeout=5).json()["targets"][TARGET] is None
