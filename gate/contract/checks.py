@@ -241,7 +241,7 @@ def _check_objectives(pieces: Pieces, library: SliLibrary, report: _Report) -> N
     for index, raw in enumerate(raw_objectives if isinstance(raw_objectives, list) else []):
         # Checked on the raw item so that a misspelt SLI is reported even when other fields are wrong.
         name = raw.get("sli") if isinstance(raw, dict) else None
-        if isinstance(name, str) and name not in library:
+        if isinstance(name, str) and name not in library and name not in pieces.sli_names:
             hint = difflib.get_close_matches(name, library.names(), n=1)
             suggestion = f"did you mean {hint[0]}? " if hint else ""
             report.add(

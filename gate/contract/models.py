@@ -7,13 +7,23 @@ The same file is a custom resource in a cluster and a file in CI. Values are sto
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gate.contract import promql
-from gate.contract.base import SOURCES, Model, Source, Track
+from gate.contract.base import SOURCES, TRACKS, Model, Source, Track
 from gate.contract.errors import short
 from gate.contract.sli import NAME_RE as SLI_NAME_RE
 from gate.contract.sli import SliTemplate
@@ -181,6 +191,37 @@ class ProcessLabels(Model):
         default=None, description="Matchers added to process SLI queries; default: traffic.selector."
     )
 
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            promql.check_label_name(key)
+        return value
+
+    @field_validator("tracks")
+    @classmethod
+    def _tracks(cls, value: dict[Track, dict[str, str]] | None) -> dict[Track, dict[str, str]] | None:
+        if value is not None:
+            _check_distinct("track", {t: value.get(t, {}) for t in ("stable", "canary")})
+        return value
+
+
+def _check_distinct(what: str, groups: Mapping[Any, Mapping[str, str]]) -> None:
+    """Each group of matchers must exclude the others, or a series could belong to two of them."""
+    for matchers in groups.values():
+        for key in matchers:
+            promql.check_label_name(key)
+    names = list(groups)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ma, mb = groups[a], groups[b]
+            if not any(k in mb and mb[k] != v for k, v in ma.items()):
+                label = "traffic_source" if what == "source" else "track"
+                raise ValueError(
+                    f"{what}s {a} and {b} could select the same series; give both a label "
+                    f"with different values (e.g. {a}: {{{label}: {a}}})"
+                )
+
 
 class Traffic(Model):
     """How Prometheus tells the tracks and the sources apart: label matchers for each."""
@@ -188,6 +229,11 @@ class Traffic(Model):
     header: str = Field(
         default="X-Traffic-Source",
         description="Header gate's own load sets to `synthetic` (and mirrored requests carry as `shadow`).",
+    )
+    unobserved: list[Source] = Field(
+        default_factory=list,
+        description="Sources Prometheus cannot tell apart here (e.g. behind ingress-nginx); their matchers "
+        "are ignored and only gate's own load measures them.",
     )
     sources: dict[Source, LabelMatchers] = Field(
         default_factory=_default_sources,
@@ -205,11 +251,6 @@ class Traffic(Model):
         default_factory=ProcessLabels,
         description="Track matchers and selector for process-scoped SLIs (runtime metrics of the pods).",
     )
-    unobserved: list[Source] = Field(
-        default_factory=list,
-        description="Sources Prometheus cannot tell apart here (e.g. behind ingress-nginx); their matchers "
-        "are ignored and only gate's own load measures them.",
-    )
     route_label: str = Field(
         default="route", description="Label holding the route template (OpenAPI objectives)."
     )
@@ -226,50 +267,32 @@ class Traffic(Model):
 
     @field_validator("sources")
     @classmethod
-    def _fill_sources(cls, value: dict[Source, dict[str, str]]) -> dict[Source, dict[str, str]]:
-        return {s: value.get(s, _default_sources()[s]) for s in SOURCES}
+    def _sources(
+        cls, value: dict[Source, dict[str, str]], info: ValidationInfo
+    ) -> dict[Source, dict[str, str]]:
+        unobserved = info.data.get("unobserved") or []
+        filled = {s: value.get(s, _default_sources()[s]) for s in SOURCES}
+        _check_distinct("source", {s: m for s, m in filled.items() if s not in unobserved})
+        return filled
 
     @field_validator("tracks")
     @classmethod
-    def _fill_tracks(cls, value: dict[Track, dict[str, str]]) -> dict[Track, dict[str, str]]:
-        return {t: value.get(t, _default_tracks()[t]) for t in ("stable", "canary")}
+    def _tracks(cls, value: dict[Track, dict[str, str]]) -> dict[Track, dict[str, str]]:
+        filled: dict[Track, dict[str, str]] = {t: value.get(t, _default_tracks()[t]) for t in TRACKS}
+        _check_distinct("track", filled)
+        return filled
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            promql.check_label_name(key)
+        return value
 
     @field_validator("route_label", "method_label")
     @classmethod
     def _label(cls, value: str) -> str:
         return promql.check_label_name(value)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> Traffic:
-        observed = {s: m for s, m in self.sources.items() if s not in self.unobserved}
-        for what, groups in (("source", observed), ("track", self.tracks)):
-            names = list(groups)
-            for group in groups.values():
-                for key in group:
-                    promql.check_label_name(key)
-            for i, a in enumerate(names):
-                for b in names[i + 1 :]:
-                    ma, mb = groups[a], groups[b]  # type: ignore[index]
-                    if not any(k in mb and mb[k] != v for k, v in ma.items()):
-                        raise ValueError(
-                            f"{what}s {a} and {b} could select the same series; give both a label "
-                            f"with different values (e.g. {a}: {{traffic_source: {a}}})"
-                        )
-        for key in [*self.selector, *(self.process.selector or {})]:
-            promql.check_label_name(key)
-        if self.process.tracks is not None:
-            tracks = {t: self.process.tracks.get(t, {}) for t in ("stable", "canary")}
-            for group in tracks.values():
-                for key in group:
-                    promql.check_label_name(key)
-            if not any(
-                k in tracks["canary"] and tracks["canary"][k] != v for k, v in tracks["stable"].items()
-            ):
-                raise ValueError(
-                    "process tracks stable and canary could select the same series; "
-                    "give both a label with different values"
-                )
-        return self
 
     def tracks_for(self, scope: str) -> dict[Track, dict[str, str]]:
         """Track matchers for a template scope (`traffic` or `process`)."""

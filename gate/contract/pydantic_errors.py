@@ -100,7 +100,8 @@ def message_for(error: ErrorDetails, path: list[PathPart], data: Any) -> str:
         discriminator = str(ctx.get("discriminator", "type")).strip("'")
         return f"`{discriminator}` is required here (it says which kind this is)"
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
+        expected = str(ctx.get("expected", ""))
+        return f"must be {expected}" if " or " not in expected else f"must be one of {expected}"
     if kind in ("value_error", "assertion_error"):
         text = str(ctx.get("error") or error["msg"])
         return text.removeprefix("Value error, ").removeprefix("Assertion failed, ")

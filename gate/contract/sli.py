@@ -17,7 +17,7 @@ import promql_parser
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gate.contract import promql
-from gate.contract.base import SOURCES, TRACKS, Model, Source, Track
+from gate.contract.base import SOURCES, Model, Source, Track
 from gate.contract.errors import ContractError, Problem
 from gate.contract.units import format_promql_duration, parse_duration
 

@@ -13,14 +13,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionStartEvent,
-    MappingEndEvent,
-    NodeEvent,
-    SequenceEndEvent,
-)
+from ruamel.yaml.events import AliasEvent
 
 from gate.contract.errors import ContractError, PathPart, Problem, short
 
@@ -28,10 +23,12 @@ MAX_BYTES = 1024 * 1024
 """Contracts and SLI library files larger than this are refused (1 MiB)."""
 MAX_DEPTH = 40
 """Deepest nesting of mappings and lists accepted."""
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 """Most YAML nodes accepted in one file."""
 
-_STANDARD_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+) | {"!", "?"}
 
 
 @dataclass(frozen=True)
@@ -85,11 +82,13 @@ def parse_yaml(text: str, filename: str) -> Source:
         raise ContractError(
             [Problem(filename, None, None, "", "text is larger than 1 MiB; contracts are limited to 1 MiB")]
         )
-    _prescan(text, filename)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.Composer = _guarded_composer(filename)
     try:
         documents = list(yaml.load_all(text))
+    except ContractError:
+        raise
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -124,84 +123,42 @@ def _sentence(text: str) -> str:
     return text.strip().rstrip(".")
 
 
-def _prescan(text: str, filename: str) -> None:
-    """Refuse aliases, custom tags, deep nesting and huge node counts before building anything."""
-    yaml = YAML(typ="rt")
-    depth = 0
-    nodes = 0
-    try:
-        for event in yaml.parse(text):
-            mark = event.start_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+def _refuse(filename: str, event: Any, message: str) -> ContractError:
+    mark = getattr(event, "start_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+    return ContractError([Problem(filename, line, column, "", message)])
+
+
+def _guarded_composer(filename: str) -> type[Composer]:
+    """A composer that refuses aliases, custom tags, deep nesting and huge node counts as it goes."""
+
+    class GuardedComposer(Composer):
+        gate_nodes = 0
+        gate_depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.parser.peek_event()
             if isinstance(event, AliasEvent):
-                raise ContractError(
-                    [
-                        Problem(
-                            filename,
-                            line,
-                            column,
-                            "",
-                            "YAML aliases (*name) are not allowed in contracts; write the value out",
-                        )
-                    ]
+                raise _refuse(
+                    filename, event, "YAML aliases (*name) are not allowed in contracts; write the value out"
                 )
-            if isinstance(event, NodeEvent):
-                nodes += 1
-                tag = getattr(event, "tag", None)
-                if tag is not None and str(tag) not in ("!", "?") and not str(tag).startswith(_STANDARD_TAG):
-                    raise ContractError(
-                        [
-                            Problem(
-                                filename,
-                                line,
-                                column,
-                                "",
-                                f"YAML tag {short(str(tag))} is not allowed; contracts use plain values",
-                            )
-                        ]
-                    )
-            if isinstance(event, CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise ContractError(
-                        [
-                            Problem(
-                                filename,
-                                line,
-                                column,
-                                "",
-                                f"nesting deeper than {MAX_DEPTH} levels; flatten it",
-                            )
-                        ]
-                    )
-            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
-                depth -= 1
-            if nodes > MAX_NODES:
-                raise ContractError(
-                    [
-                        Problem(
-                            filename,
-                            line,
-                            column,
-                            "",
-                            f"more than {MAX_NODES} YAML nodes; a contract is smaller",
-                        )
-                    ]
+            tag = getattr(event, "tag", None)
+            if tag is not None and str(tag) not in _PLAIN_TAGS:
+                raise _refuse(
+                    filename, event, f"YAML tag {short(str(tag))} is not allowed; contracts use plain values"
                 )
-    except ContractError:
-        raise
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        column = mark.column + 1 if mark is not None else None
-        what = exc.problem or exc.context or "not valid YAML"
-        raise ContractError(
-            [Problem(filename, line, column, "", f"YAML syntax: {_sentence(what)}")]
-        ) from None
-    except Exception as exc:  # the scanner raises assorted errors on hostile input
-        raise ContractError(
-            [Problem(filename, None, None, "", f"could not read YAML: {short(str(exc), 120)}")]
-        ) from None
+            self.gate_nodes += 1
+            if self.gate_nodes > MAX_NODES:
+                raise _refuse(filename, event, f"more than {MAX_NODES} YAML nodes; a contract is smaller")
+            self.gate_depth += 1
+            if self.gate_depth > MAX_DEPTH:
+                raise _refuse(filename, event, f"nesting deeper than {MAX_DEPTH} levels; flatten it")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.gate_depth -= 1
+
+    return GuardedComposer
 
 
 def to_plain(node: Any) -> Any:
