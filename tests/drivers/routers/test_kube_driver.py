@@ -70,3 +70,19 @@ def test_no_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(kube.KubePermanentError, match="no usable Kubernetes configuration"):
         kube.connect()
+
+
+def test_only_the_kube_driver_imports_the_kubernetes_client() -> None:
+    # import-linter's forbidden contract cannot cover gate.drivers.routers (they reach the client
+    # through gate.drivers.kube, an allowed indirect import); this checks the direct imports.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "gate"
+    pattern = re.compile(r"^\s*(import kubernetes|from kubernetes\b)", re.MULTILINE)
+    offenders = [
+        str(p.relative_to(root.parent))
+        for p in root.rglob("*.py")
+        if p != root / "drivers" / "kube.py" and pattern.search(p.read_text())
+    ]
+    assert offenders == []
