@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from gate.contract import promql
+
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_SERIES = 20_000
 DEFAULT_MAX_POINTS = 2_000_000
@@ -268,8 +270,7 @@ class PrometheusClient:
         names = sorted(set(jobs))
         if not names:
             return []
-        pattern = "|".join(_regex_escape(n) for n in names)
-        return self.query(f'up{{job=~"{_string_escape(pattern)}"}}', at=at)
+        return self.query(f"up{{job=~{promql.regex_literal(names)}}}", at=at)
 
     # ---- transport --------------------------------------------------------------------------------
 
@@ -388,14 +389,3 @@ def _error_words(body: bytes) -> str:
         kind = doc.get("errorType")
         return f": {_quote(kind) + ': ' if isinstance(kind, str) else ''}{_quote(doc['error'])}"
     return ""
-
-
-def _string_escape(value: str) -> str:
-    """A PromQL double-quoted string literal's body for `value`."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _regex_escape(value: str) -> str:
-    """RE2 escaping so a job name matches itself only."""
-    special = set("\\.+*?()|[]{}^$")
-    return "".join("\\" + c if c in special else c for c in value)

@@ -273,3 +273,11 @@ def test_a_histogram_without_its_inf_bucket_is_missing(prom: str) -> None:
 def test_measure_refuses_an_empty_window(prom: str) -> None:
     with pytest.raises(ValueError, match="start < end"):
         _measure(prom, _contract("checkout"), start=END, end=END)
+
+
+def test_up_lookup_matches_job_names_literally(prom: str) -> None:
+    with PrometheusClient(prom, retries=0) as client:
+        assert client.up([".*"], at=END) == []
+        assert client.up(["checkout-.*", 'x"} or up{job=~".+'], at=END) == []
+        found = client.up(["checkout-stable", HOSTILE + "-stable"], at=END)
+    assert [s.labels["job"] for s in found] == ["checkout-stable"]
