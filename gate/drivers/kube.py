@@ -254,6 +254,46 @@ class KubeClient:
             ),
         )
 
+    def patch_status(self, ref: ObjectRef, patch: Mapping[str, Any]) -> JSON:
+        """Merge-patch the `status` subresource (e.g. a custom resource's status written by the operator)."""
+        r = ref.resource
+        body = dict(patch)
+        return self._call(
+            "patch status of",
+            ref,
+            lambda: self._api.patch_namespaced_custom_object_status(
+                r.group,
+                r.version,
+                ref.namespace,
+                r.plural,
+                ref.name,
+                body,
+                _request_timeout=self.timeout,
+                _content_type=MERGE_PATCH,
+            ),
+        )
+
+    def list(self, resource: Resource, namespace: str, *, label_selector: str | None = None) -> list[JSON]:
+        """The objects of a resource in a namespace (optionally by label selector), retried when temporary."""
+        where = ObjectRef(resource, namespace, "*")
+        answer = self._retrying(
+            where,
+            lambda: self._call(
+                "list",
+                where,
+                lambda: self._api.list_namespaced_custom_object(
+                    resource.group,
+                    resource.version,
+                    namespace,
+                    resource.plural,
+                    label_selector=label_selector,
+                    _request_timeout=self.timeout,
+                ),
+            ),
+        )
+        items = answer.get("items") or []
+        return [item for item in items if isinstance(item, dict)]
+
     # -- retried operations -----------------------------------------------------------------------
 
     def read(self, ref: ObjectRef) -> JSON:

@@ -115,7 +115,7 @@ def apply(
         weights.check_percent(mirror, "mirror percentage")
     indices = managed_rules(route, target)
     rules: list[JSON] = route["spec"]["rules"]
-    _ensure_ledger(route, target, rules, indices)
+    ledger = _ensure_ledger(route, target, rules, indices)
     for i in indices:
         rule = rules[i]
         refs: list[JSON] = rule["backendRefs"]
@@ -142,8 +142,15 @@ def apply(
                     )
                 stable = next(b for b in rule["backendRefs"] if target.stable.matches(b, target.namespace))
                 filters.append(mirror_filter(target, mirror, stable_port=stable.get("port")))
-            if filters or "filters" in rule:
+            if filters:
                 rule["filters"] = filters
+            elif "filters" in rule:
+                # Back to how the user wrote it: no `filters` key if there was none.
+                absent = (ledger.get("rules") or {}).get(str(i), {}).get("filtersAbsent")
+                if absent:
+                    del rule["filters"]
+                else:
+                    rule["filters"] = filters
     return route
 
 

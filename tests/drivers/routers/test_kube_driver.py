@@ -86,3 +86,27 @@ def test_only_the_kube_driver_imports_the_kubernetes_client() -> None:
         if p != root / "drivers" / "kube.py" and pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_a_plain_kmock_409_reaction_is_retried(env: RunningEmulator, client: kube.KubeClient) -> None:
+    # kmock applies a patch before its reactions answer: the 409 comes back although the write went
+    # through. Gate reads again, finds its edit in place and sends nothing more (its edits are
+    # idempotent). reject_patches() and interfere() test real refusals and lost-update safety.
+    env.emulator.seed(test_gateway_api.R, "shop", "checkout", test_gateway_api.SEED)
+    env.call(lambda: env.emulator["patch"][:1] << _error(409, "Conflict"))
+    router = GatewayApiRouter(client, test_gateway_api.TARGET)
+    assert router.set_weight(35).canary_weight == 35
+    assert len(env.emulator["patch"]) == 1
+    assert len(env.emulator["get"]) == 2  # read, 409, read again: nothing left to change
+    assert router.read().canary_weight == 35
+
+
+def test_list_and_status(env: RunningEmulator, client: kube.KubeClient) -> None:
+    for name, team in (("a", "x"), ("b", "y")):
+        obj = {"metadata": {"name": name, "namespace": "shop", "labels": {"team": team}}, "spec": {}}
+        env.emulator.seed(test_gateway_api.R, "shop", name, obj)
+    names = sorted(o["metadata"]["name"] for o in client.list(kube.HTTPROUTE, "shop"))
+    assert names == ["a", "b"]
+    ref = kube.ObjectRef(kube.HTTPROUTE, "shop", "a")
+    client.patch_status(ref, {"status": {"phase": "Promoting"}})
+    assert client.get(ref)["status"] == {"phase": "Promoting"}
