@@ -97,7 +97,7 @@ _ADMIN_LUA = r"""
             local known = { %(known)s }
             local limits = {
                 delay_ms = {0, %(max_delay)d}, delay_percent = {0, 100},
-                abort_status = {400, 599}, abort_percent = {0, 100},
+                abort_status = {0, 599}, abort_percent = {0, 100},
             }
             local function reply(status, body)
                 ngx.status = status
@@ -159,6 +159,9 @@ _ADMIN_LUA = r"""
             end
             if values.abort_percent > 0 and values.abort_status == 0 then
                 return reply(400, '{"error":"abort_percent needs abort_status"}')
+            end
+            if values.abort_status ~= 0 and values.abort_status < 400 then
+                return reply(400, '{"error":"abort_status must be 0 (no abort) or between 400 and 599"}')
             end
             if values.abort_status ~= math.floor(values.abort_status) then
                 return reply(400, '{"error":"abort_status must be an integer"}')

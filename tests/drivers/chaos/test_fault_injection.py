@@ -114,3 +114,40 @@ def test_faulted_responses_are_marked(
         actions.clear_http_fault(topology.admin, TARGET)
     assert httpx.get(topology.url, timeout=5).status_code == 200
     assert driver.ledger.open_entries() == []
+
+    # A delay alone is a fault too (no abort status needed).
+    state = actions.inject_http_fault(topology.admin, TARGET, delay_ms=5, delay_percent=100)
+    try:
+        assert state["fault"] == {
+            "delay_ms": 5.0,
+            "delay_percent": 100.0,
+            "abort_status": 0,
+            "abort_percent": 0.0,
+        }
+        answer = httpx.get(topology.url, timeout=5)
+        assert answer.status_code == 200 and answer.headers.get("x-gate-fault") == "delay"
+    finally:
+        actions.clear_http_fault(topology.admin, TARGET)
+
+
+BAD_FAULTS = [
+    ('{"delay_ms": -1}', "delay_ms must be between 0 and 300000"),
+    ('{"delay_ms": 10, "colour": 1}', "unknown field colour"),
+    ("not json", "body must be a JSON object"),
+    ('{"delay_ms": "10"}', "each field must be"),
+    ('{"abort_percent": 5}', "abort_percent needs abort_status"),
+    ('{"abort_status": 200, "abort_percent": 5}', "abort_status must be 0 (no abort) or between 400"),
+    ('{"abort_status": 503.5, "abort_percent": 5}', "abort_status must be an integer"),
+]
+
+
+def test_admin_api_refuses_bad_faults(topology: Topology) -> None:
+    for body, error in BAD_FAULTS:
+        answer = httpx.put(f"{topology.admin}/faults/{TARGET}", content=body, timeout=5)
+        assert answer.status_code == 400 and error in answer.json()["error"], (body, answer.text)
+    assert httpx.get(f"{topology.admin}/faults", timeout=5).json() == {"targets": {TARGET: None}}
+    assert httpx.put(f"{topology.admin}/faults/other", json={}, timeout=5).status_code == 404
+    assert httpx.put(f"{topology.admin}/faults/{TARGET}", content="x" * 5000, timeout=5).status_code in (
+        400,
+        413,
+    )
