@@ -132,3 +132,8 @@ def test_conflict_retried(env: RunningEmulator, client: kube.KubeClient) -> None
     assert env.emulator.conflicts == 1
     assert _replicas(env) == (2, 2)
     assert env.emulator.stored(R, "shop", "checkout")["metadata"]["labels"]["release"] == "42"
+
+
+def test_the_seeds_are_valid() -> None:
+    validate_core(STABLE)
+    validate_core(CANARY)

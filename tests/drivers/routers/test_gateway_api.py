@@ -299,3 +299,7 @@ def test_schema_check_catches_a_field_the_crd_does_not_have() -> None:
     route["spec"]["rules"][1]["backendRefs"][0]["wieght"] = 5
     with pytest.raises(AssertionError, match="wieght"):
         validate_crd(route)
+
+
+def test_the_seed_is_a_valid_route() -> None:
+    _assert_valid(SEED)

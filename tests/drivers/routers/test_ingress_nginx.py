@@ -164,3 +164,7 @@ def test_not_a_canary_ingress_is_refused(env: RunningEmulator, client: kube.Kube
     env.emulator.seed(R, "shop", "checkout-canary", other)
     with pytest.raises(RouterMisconfigured, match="not a canary Ingress"):
         IngressNginxRouter(client, TARGET).set_weight(10)
+
+
+def test_the_seed_is_valid() -> None:
+    validate_core(STABLE)

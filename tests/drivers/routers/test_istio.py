@@ -169,3 +169,10 @@ def test_refuses_routes_it_cannot_manage_safely(env: RunningEmulator, client: ku
     with pytest.raises(RouterMisconfigured, match="already mirrors to 'recorder'"):
         router.set_mirror(10)
     assert _without_version(_stored(env)) == seed
+
+
+def test_the_seeds_are_valid() -> None:
+    validate_crd(SEED)
+    with_health = copy.deepcopy(SEED)
+    with_health["spec"]["http"].insert(0, HEALTH)
+    validate_crd(with_health)
