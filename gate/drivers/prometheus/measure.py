@@ -311,6 +311,10 @@ def _judge_freshness(
             )
     elif item.missing and math.isfinite(newest):
         notes.append(f"the series was last seen {end - newest:.0f}s before the end of the window")
+    elif not item.missing:
+        # Data whose age cannot be established is not known to be fresh: fail safe.
+        stale = True
+        notes.append("the age of the data could not be established (no sample time found)")
     if stale == item.stale and len(notes) == (1 if item.note else 0):
         return item
     note = "; ".join(notes)

@@ -281,3 +281,17 @@ def test_up_lookup_matches_job_names_literally(prom: str) -> None:
         assert client.up(["checkout-.*", 'x"} or up{job=~".+'], at=END) == []
         found = client.up(["checkout-stable", HOSTILE + "-stable"], at=END)
     assert [s.labels["job"] for s in found] == ["checkout-stable"]
+
+
+def test_data_of_unknown_age_is_not_evidence(prom: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Should the freshness probe find no sample time, the data is not known to be fresh: stale.
+    import importlib
+
+    # (the package exports the function `measure`, which hides the module of the same name)
+    measure_module = importlib.import_module("gate.drivers.prometheus.measure")
+
+    monkeypatch.setattr(measure_module, "_freshness", lambda *args: measure_module._Fresh())
+    evidence, _ = _measure(prom, _contract("checkout"))
+    item = evidence.get("http-latency", "synthetic", "stable")
+    assert item is not None and item.stale and not item.missing
+    assert "age of the data could not be established" in item.note
