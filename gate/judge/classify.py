@@ -31,7 +31,7 @@ from gate.judge.describe import quantile_interval
 from gate.judge.spec import JudgePolicy, ObjectiveSpec
 from gate.judge.stats.proportions import compare_ratios, ratio_interval
 from gate.judge.stats.quantiles import QuantileInterval, histogram_quantile
-from gate.judge.stats.ranks import mann_whitney_buckets, mann_whitney_samples
+from gate.judge.stats.ranks import RankTest, mann_whitney_buckets, mann_whitney_samples
 from gate.judge.stats.trend import theil_sen
 from gate.judge.transform import Prepared, align, duration, per_bucket
 from gate.judge.verdict import Check, Numbers, Status, Verdict, worst
@@ -65,6 +65,7 @@ def classify(
     *,
     alpha: float,
     policy: JudgePolicy,
+    memo: dict[tuple[object, ...], object] | None = None,
 ) -> Verdict:
     """The verdict for one objective on one source, from cleaned canary (and stable) evidence."""
     unit = obj.unit or ("ratio" if canary is not None and canary.kind == "counts" else "seconds")
@@ -89,9 +90,9 @@ def classify(
                 msg = f"canary has {canary.kind} evidence but stable has {stable.kind}"
                 checks.append(_inconclusive(name, "regression", msg))
                 continue
-            checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit), canary, stable))
+            checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit, memo), canary, stable))
         else:
-            checks.append(_CONFORMANCE[name](_Ctx(obj, share, policy, unit), canary))
+            checks.append(_CONFORMANCE[name](_Ctx(obj, share, policy, unit, memo), canary))
     return _verdict(obj, source, checks)
 
 
@@ -103,10 +104,17 @@ class _Ctx:
     alpha: float
     policy: JudgePolicy
     unit: str
+    memo: dict[tuple[object, ...], object] | None = None
+    """Results shared between objectives on the same evidence (e.g. one location test per SLI × source)."""
+
+    @property
+    def tolerance(self) -> float:
+        """The relative tolerance: the objective's max_increase, at least the policy's no-difference band."""
+        return max(self.obj.max_increase or 0.0, self.policy.tolerance)
 
     def halved(self) -> _Ctx:
         """The same context with half the alpha (for a check made of two sub-tests)."""
-        return _Ctx(self.obj, self.alpha / 2, self.policy, self.unit)
+        return _Ctx(self.obj, self.alpha / 2, self.policy, self.unit, self.memo)
 
 
 def _gate(obj: ObjectiveSpec, p: Prepared | None, track: str, policy: JudgePolicy) -> str | None:
@@ -127,11 +135,13 @@ def _gate(obj: ObjectiveSpec, p: Prepared | None, track: str, policy: JudgePolic
 
 
 def _inconclusive(name: str, kind: str, reason: str) -> Check:
+    """A check that could not run for want of evidence."""
     return Check(
         name=name,
         kind="regression" if kind == "regression" else "conformance",
         status=Status.INCONCLUSIVE,
         reason=reason,
+        insufficient=True,
     )
 
 
@@ -154,6 +164,7 @@ def _verdict(obj: ObjectiveSpec, source: str, checks: list[Check]) -> Verdict:
         critical=obj.critical,
         numbers=numbers,
         checks=checks,
+        insufficient=any(c.insufficient and c.status == Status.INCONCLUSIVE for c in checks),
     )
 
 
@@ -274,8 +285,8 @@ def _trend(ctx: _Ctx, canary: Prepared) -> Check:
 
 
 def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
-    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
-    tol = obj.max_increase or 0.0
+    alpha, policy = ctx.alpha, ctx.policy
+    tol = ctx.tolerance
     if canary.kind == "histogram":
         return _histogram_location(ctx, canary, stable)
     assert canary.values is not None and stable.values is not None
@@ -285,7 +296,11 @@ def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
     ls = stable.log_values() if stable.kind == "samples" else None
     positive = lc is not None and ls is not None
     if lc is not None and ls is not None:
-        rt = mann_whitney_samples(lc, ls, alpha, policy.design_requests)
+        rt = _memo(
+            ctx,
+            ("location", id(canary), id(stable), alpha),
+            lambda: mann_whitney_samples(lc, ls, alpha, policy.design_requests),
+        )
         change, lo, hi = math.exp(rt.shift) - 1, math.exp(rt.shift_lower) - 1, math.exp(rt.shift_upper) - 1
     else:
         rt = mann_whitney_samples(c, s, alpha, policy.design_requests)
@@ -301,7 +316,7 @@ def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         "statistic": rt.z,
         "boundary": rt.boundary,
         "e_value": rt.e_value,
-        "p_value": min(1.0, 1.0 / rt.e_value),
+        "p_value": _p_value(rt.e_value),
         "effect_size": rt.auc,
         "n_canary": rt.n_canary,
         "n_stable": rt.n_stable,
@@ -329,7 +344,7 @@ def _histogram_location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         "statistic": rt.z,
         "boundary": rt.boundary,
         "e_value": rt.e_value,
-        "p_value": min(1.0, 1.0 / rt.e_value),
+        "p_value": _p_value(rt.e_value),
         "effect_size": rt.auc,
         "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket edges",
     }
@@ -352,7 +367,7 @@ def _tail(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         return _tail_buckets(ctx, q, (bounds, cc, sc), name="tail")
     qc = quantile_interval(canary, q, alpha, policy.design_requests)
     qs = quantile_interval(stable, q, alpha, policy.design_requests)
-    tol = obj.max_increase or 0.0
+    tol = ctx.tolerance
     if qc.estimate > 0 and qs.estimate > 0:
         # Log ratio of the quantiles; each side's interval gives its standard error (asymmetric sides kept).
         est = math.log(qc.estimate / qs.estimate)
@@ -403,7 +418,7 @@ def _tail_buckets(
     obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
     bounds, cc, sc = aligned
     """Quantiles compared edge to edge: fail only if canary's lowest possible value beats stable's highest."""
-    tol = obj.max_increase or 0.0
+    tol = ctx.tolerance
     qc = histogram_quantile(bounds, cc, q, alpha / 2, policy.design_requests)
     qs = histogram_quantile(bounds, sc, q, alpha / 2, policy.design_requests)
     numbers: Numbers = {
@@ -452,13 +467,13 @@ def _tail_buckets(
 
 
 def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
-    obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
-    tol = obj.max_increase or 0.0
+    alpha, policy = ctx.alpha, ctx.policy
+    tol = ctx.tolerance
     rc = compare_ratios(canary.errors, canary.total, stable.errors, stable.total, alpha=alpha / 2)
     ci = ratio_interval(canary.errors, canary.total, alpha / 4, policy.design_requests, 0.01)
     si = ratio_interval(stable.errors, stable.total, alpha / 4, policy.design_requests, 0.01)
     diff_upper = ci.upper - si.lower
-    significant = rc.e_value >= 2.0 / alpha and rc.canary_share > rc.null_share
+    significant = rc.e_value >= 2.0 / alpha and rc.canary_share > rc.null_share  # compared at alpha / 2
     numbers: Numbers = {
         "canary": rc.canary,
         "stable": rc.stable,
@@ -469,7 +484,7 @@ def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         "tolerance": tol,
         "floor": policy.error_floor,
         "e_value": rc.e_value,
-        "p_value": min(1.0, 1.0 / rc.e_value),
+        "p_value": _p_value(rc.e_value),
         "statistic": rc.canary_share,
         "n_canary": canary.total,
         "n_stable": stable.total,
@@ -548,6 +563,15 @@ def _decide_change(
     )
 
 
+def _memo(ctx: _Ctx, key: tuple[object, ...], compute: Callable[[], RankTest]) -> RankTest:
+    if ctx.memo is None:
+        return compute()
+    hit = ctx.memo.get(key)
+    if not isinstance(hit, RankTest):
+        hit = ctx.memo[key] = compute()
+    return hit
+
+
 def _median(sorted_values: np.ndarray) -> float:
     n = sorted_values.size
     return float(sorted_values[(n - 1) // 2] + sorted_values[n // 2]) / 2.0 if n else math.nan
@@ -574,3 +598,8 @@ Conformance = Callable[[_Ctx, Prepared], Check]
 Regression = Callable[[_Ctx, Prepared, Prepared], Check]
 _CONFORMANCE: dict[str, Conformance] = {"bound": _bound, "trend": _trend}
 _REGRESSION: dict[str, Regression] = {"location": _location, "tail": _tail, "errors": _errors}
+
+
+def _p_value(e_value: float) -> float:
+    """The always-valid p-value of an e-value (Ville): min(1, 1/e)."""
+    return 1.0 if e_value <= 1.0 else 1.0 / e_value

@@ -4,7 +4,8 @@
 * more failures than `failure_limit`, or more errors than `error_limit`, roll back (fail safe:
   a judge that cannot judge never promotes);
 * anything inconclusive holds while the step collects evidence; at the end of the step (`final`),
-  more than `inconclusive_limit` inconclusive verdicts do what `on_inconclusive` says (hold or roll back);
+  more than `inconclusive_limit` inconclusive verdicts do what `on_inconclusive` says (hold or roll back),
+  and so does a single verdict that lacked evidence (missing, stale, too little): never promote on it;
 * only when every verdict passes (tolerated failures and errors aside) is the step promoted.
 """
 
@@ -58,6 +59,15 @@ def decide(verdicts: list[Verdict], policy: JudgePolicy, final: bool = False) ->
                 action="hold",
                 counts=counts,
                 reason=f"collecting evidence: {len(pending)} of {len(verdicts)} inconclusive ({names})",
+            )
+        starved = [v for v in pending if v.insufficient]
+        if starved:
+            names = ", ".join(f"{v.objective}@{v.source}" for v in starved[:5])
+            return Decision(
+                action=policy.on_inconclusive,
+                counts=counts,
+                reason=f"step ended without enough evidence for {names}: {starved[0].reason}; "
+                f"never promoted on missing evidence, policy says {policy.on_inconclusive}",
             )
         if len(pending) > policy.inconclusive_limit:
             return Decision(

@@ -35,6 +35,7 @@ def judge(
     cells = sum(len(o.sources) for o in objs)
     alpha_cell = policy.alpha / max(cells, 1)
     prepared: dict[tuple[str, Source, Track], Prepared | None] = {}
+    memo: dict[tuple[object, ...], object] = {}
 
     def get(sli: str, source: Source, track: Track) -> Prepared | None:
         key = (sli, source, track)
@@ -48,7 +49,7 @@ def judge(
         for source in obj.sources:
             try:
                 canary, stable = get(obj.sli, source, "canary"), get(obj.sli, source, "stable")
-                verdict = classify(obj, source, canary, stable, alpha=alpha_cell, policy=policy)
+                verdict = classify(obj, source, canary, stable, alpha=alpha_cell, policy=policy, memo=memo)
                 if canary is not None:
                     verdict = verdict.model_copy(
                         update={"numbers": {**verdict.numbers, **_notes(canary, stable)}}

@@ -65,10 +65,12 @@ class JudgePolicy:
     on_inconclusive: OnInconclusive = "hold"
     failure_limit: int = 0
     """Non-critical failures tolerated before rolling back (critical ones never are)."""
-    inconclusive_limit: int = 0
+    inconclusive_limit: int = 3
     """Inconclusive verdicts tolerated at the end of a step before `on_inconclusive` applies."""
-    error_limit: int = 0
+    error_limit: int = 3
     """Verdicts the judge could not compute, tolerated before rolling back (fail safe)."""
+    tolerance: float = 0.05
+    """A relative difference treated as no difference: relative objectives tolerate at least this."""
     representativeness_tolerance: float = 0.5
     """How far synthetic may differ from production (stable track) before its verdicts are down-weighted."""
     design_requests: int = 1000

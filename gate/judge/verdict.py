@@ -53,6 +53,8 @@ class Check(_Out):
     status: Status
     reason: str
     numbers: Numbers = Field(default_factory=dict)
+    insufficient: bool = False
+    """Inconclusive for want of evidence (missing, stale, too little, saturated), not of certainty."""
 
 
 class Verdict(_Out):
@@ -68,6 +70,8 @@ class Verdict(_Out):
     checks: list[Check] = Field(default_factory=list)
     downweighted: bool = False
     """Synthetic evidence that does not resemble production: counted, but not as critical."""
+    insufficient: bool = False
+    """Some check lacked evidence; such a verdict never lets a step promote, whatever the limits."""
 
 
 class Comparison(_Out):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as sps
+from scipy import special
 
-from gate.judge.stats.sequential import beta_prior, betabinom_interval, log_betabinom_e
+from gate.judge.stats.sequential import beta_prior, betabinom_interval, log_betabinom_e, prior_mass_above
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ def clopper_pearson(errors: float, total: float, alpha: float) -> tuple[float, f
     if total <= 0:
         return 0.0, 1.0
     k, n = round(errors), round(total)
-    lo = 0.0 if k == 0 else float(sps.beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(sps.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    lo = 0.0 if k == 0 else float(special.betaincinv(k, n - k + 1, alpha / 2))
+    hi = 1.0 if k == n else float(special.betaincinv(k + 1, n - k, 1 - alpha / 2))
     return lo, hi
 
 
@@ -64,7 +64,7 @@ class RatioComparison:
     ratio_lower: float
     ratio_upper: float
     e_value: float
-    """Evidence against equal rates (the mixture martingale at pi0); >= 1/alpha is significant."""
+    """One-sided evidence that the canary errs more (lower bound of an e-process); >= 1/alpha: significant."""
     canary_share: float
     null_share: float
 
@@ -83,6 +83,9 @@ def compare_ratios(
     pi0 = canary_total / (canary_total + stable_total)
     a, b = beta_prior(pi0, k_opt, alpha)
     log_e = log_betabinom_e(canary_errors, k, pi0, a, b) if k > 0 else 0.0
+    # One-sided evidence for "the canary takes more than its share": M+ >= (M - w-) / w+ (see side_threshold).
+    w_up = prior_mass_above(pi0, a, b)
+    e_up = max(0.0, (math.exp(min(log_e, 700.0)) - (1.0 - w_up)) / w_up) if k > 0 else 1.0
     lo, hi = betabinom_interval(canary_errors, k, alpha, a, b) if k > 0 else (0.0, 1.0)
     odds = stable_total / canary_total
 
@@ -99,7 +102,7 @@ def compare_ratios(
         rate_ratio=point,
         ratio_lower=to_ratio(lo),
         ratio_upper=to_ratio(hi),
-        e_value=math.exp(min(log_e, 700.0)),
+        e_value=e_up,
         canary_share=canary_errors / k if k > 0 else math.nan,
         null_share=pi0,
     )

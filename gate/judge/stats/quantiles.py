@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from gate.judge.stats.sequential import beta_prior
+from gate.judge.stats.sequential import beta_prior, prior_mass_above, side_threshold
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -44,7 +44,9 @@ def rank_bounds(n: int, p: float, alpha: float, n_opt: float) -> tuple[int, int]
     if n <= 0:
         return 0, 0
     a, b = beta_prior(p, n_opt, alpha)
-    thr = math.log(1.0 / alpha)
+    above = prior_mass_above(p, a, b)
+    # Each bound one-sided at alpha (a Fail and a Pass each use one of them).
+    thr_low, thr_high = side_threshold(alpha, 1.0 - above), side_threshold(alpha, above)
     sd = math.sqrt(n * p * (1.0 - p))
     width = int(10.0 * sd + 10.0 * math.log(1.0 / alpha) + 20.0)
     centre = round(n * p)
@@ -53,6 +55,8 @@ def rank_bounds(n: int, p: float, alpha: float, n_opt: float) -> tuple[int, int]
     f = n - s
     # log e-value over candidate counts, vectorised (convex in s, so the accepted set is an interval).
     log_e = special.betaln(a + s, b + f) - special.betaln(a, b) - s * math.log(p) - f * math.log1p(-p)
+    # A count below n p says F(q) < p: the "-" side of the prior; above n p the "+" side.
+    thr = np.where(s < n * p, thr_low, thr_high)
     ok = np.flatnonzero(log_e < thr)
     if ok.size == 0:  # cannot happen for a proper prior, but never claim more than we know
         return 0, n

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gate.judge.stats.sequential import normal_mixture_e_value, z_boundary
+from gate.judge.stats.sequential import one_sided_alpha, upper_e_value, z_boundary
 
 FloatArray = npt.NDArray[np.float64]
 
 RANK_SKETCH = 8192
 """Order statistics kept of each side when counting ranks (U's error is then below 1e-4 of n_c n_s)."""
-SHIFT_SKETCH = 512
+SHIFT_SKETCH = 256
 """Order statistics kept of each side for the shift's bisection."""
 
 
@@ -37,8 +37,9 @@ class RankTest:
     """P(canary > stable) + P(tie) / 2: 0.5 means no difference (common-language effect size)."""
     z: float
     boundary: float
-    """The always-valid z boundary at this sample size; |z| beyond it is significant."""
+    """The always-valid z boundary at this sample size for each side at alpha; z beyond it is significant."""
     e_value: float
+    """Half-normal mixture e-value against "canary no larger than stable" (>= 1/alpha is significant)."""
     shift: float = math.nan
     shift_lower: float = math.nan
     shift_upper: float = math.nan
@@ -71,7 +72,9 @@ def _finish(nc: float, ns: float, u: float, tie_term: float, *, alpha: float, n_
     z = (u - nc * ns / 2.0) / math.sqrt(var) if var > 0 else 0.0
     v = effective_n(nc, ns)
     v_opt = n_opt / 2.0
-    return RankTest(nc, ns, auc, z, z_boundary(v, alpha, v_opt), normal_mixture_e_value(z, v, alpha, v_opt))
+    # One-sided bounds at alpha each: a Fail only uses the lower end, a Pass only the upper end.
+    boundary = z_boundary(v, one_sided_alpha(alpha), v_opt)
+    return RankTest(nc, ns, auc, z, boundary, upper_e_value(z, v, alpha, v_opt))
 
 
 def mann_whitney_samples(
@@ -110,7 +113,7 @@ def _shift_interval(canary: FloatArray, stable: FloatArray, boundary: float) -> 
     d_lo = np.full(3, float(canary[0] - stable[-1]) - 1e-9 * (1 + abs(span)))
     d_hi = np.full(3, float(canary[-1] - stable[0]) + 1e-9 * (1 + abs(span)))
     scale = wc * ws
-    for _ in range(26):  # 2**-26 of the sample range: far below any difference worth reporting
+    for _ in range(24):  # 2**-24 of the sample range: far below any difference worth reporting
         mid = (d_lo + d_hi) / 2.0
         q = (cpts[None, :] - mid[:, None]).ravel()
         counts = np.searchsorted(spts, q, side="left").reshape(3, -1).sum(axis=1) * scale

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+from scipy import special
+
 
 @lru_cache(maxsize=256)
 def _best_ratio(alpha: float) -> float:
@@ -56,17 +58,36 @@ def z_boundary(v: float, alpha: float, v_opt: float) -> float:
     return normal_radius(v, alpha, v_opt) / math.sqrt(v)
 
 
-def normal_mixture_e_value(z: float, v: float, alpha: float, v_opt: float) -> float:
-    """The normal-mixture e-value (likelihood-ratio martingale) at z-score z and intrinsic time v.
+def one_sided_alpha(alpha: float) -> float:
+    """The two-sided level whose boundary bounds one side at level alpha.
 
-    It is >= 1/alpha exactly when |z| crosses `z_boundary(v, alpha, v_opt)`.
+    The two-sided mixture is the average of two half-normal mixtures, M = (M+ + M-) / 2, and M- <= 1
+    while the statistic is positive; so M >= (1/alpha + 1) / 2 implies M+ >= 1/alpha, whose chance of
+    ever happening is at most alpha (Ville). A Fail only ever uses the upper side and a Pass only the
+    other bound, so each error is controlled at alpha while the boundary is that of ~2 alpha.
+    """
+    return 2.0 * alpha / (1.0 + alpha)
+
+
+def upper_e_value(z: float, v: float, alpha: float, v_opt: float) -> float:
+    """Half-normal mixture e-value for "larger than under the null" at z-score z and intrinsic time v.
+
+    M+ = 2 sqrt(rho / (v + rho)) exp(S^2 / (2 (v + rho))) Phi(S / sqrt(v + rho)), S = z sqrt(v).
     """
     if v <= 0:
         return 1.0
-    rho = mixture_rho(v_opt, alpha)
-    s2 = z * z * v
-    log_e = 0.5 * math.log(rho / (v + rho)) + s2 / (2.0 * (v + rho))
+    rho = mixture_rho(v_opt, one_sided_alpha(alpha))
+    s = z * math.sqrt(v)
+    w = v + rho
+    log_phi = _log_norm_cdf(s / math.sqrt(w))
+    log_e = math.log(2.0) + 0.5 * math.log(rho / w) + s * s / (2.0 * w) + log_phi
     return math.exp(min(log_e, 700.0))
+
+
+def _log_norm_cdf(x: float) -> float:
+    if x > -30:
+        return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+    return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2 * math.pi)  # Mills-ratio asymptote
 
 
 def log_betabinom_e(successes: float, trials: float, p: float, a: float, b: float) -> float:
@@ -88,6 +109,22 @@ def _lbeta(x: float, y: float) -> float:
     return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
 
 
+def side_threshold(alpha: float, side_mass: float) -> float:
+    """log threshold for the two-sided beta-binomial mixture M so that one side is tested at level alpha.
+
+    Split the prior at the null p: M = w+ M+ + w- M-, each part a test martingale. While the data lie on
+    the + side, M- <= 1 (the likelihood ratio is below 1 for every alternative on the other side), so
+    M >= w+ / alpha + w- implies M+ >= 1 / alpha, which happens with probability at most alpha (Ville).
+    """
+    w = min(max(side_mass, 1e-12), 1.0)
+    return math.log(w / alpha + (1.0 - w))
+
+
+def prior_mass_above(p: float, a: float, b: float) -> float:
+    """P(pi > p) under the Beta(a, b) prior."""
+    return float(special.betaincc(a, b, p))
+
+
 def beta_prior(center: float, v_opt: float, alpha: float) -> tuple[float, float]:
     """A Beta prior centred on `center` whose spread matches the tuned normal mixture (rho = p(1-p)(c+1))."""
     center = min(max(center, 1e-6), 1 - 1e-6)
@@ -100,42 +137,41 @@ def beta_prior(center: float, v_opt: float, alpha: float) -> tuple[float, float]
 def betabinom_interval(
     successes: float, trials: float, alpha: float, a: float, b: float
 ) -> tuple[float, float]:
-    """Always-valid confidence interval for a success probability: {p : mixture e-value < 1/alpha}.
+    """Always-valid bounds for a success probability, each end one-sided at level alpha.
 
-    The log e-value is convex in p with its minimum near successes/trials, so each end is found by bisection.
+    p is excluded when the mixture e-value against it crosses the side's threshold (`side_threshold`).
+    The log e-value is convex in p with its minimum at successes/trials, so each end is found by bisection;
+    the prior's normalising terms do not depend on p and are computed once.
     """
     if trials <= 0:
         return 0.0, 1.0
-    thr = math.log(1.0 / alpha)
-    phat = min(max((successes + a) / (trials + a + b), 1e-12), 1 - 1e-12)
-    # The minimum of the e-value in p is at successes/trials; start both searches there.
-    centre = min(max(successes / trials, 1e-15), 1 - 1e-15)
+    s, f = successes, trials - successes
+    const = _lbeta(a + s, b + f) - _lbeta(a, b)
 
-    def inside(p: float) -> bool:
-        return log_betabinom_e(successes, trials, p, a, b) < thr
+    def inside(p: float, upper_end: bool) -> bool:
+        # At the lower end the data lie above p (the + side); at the upper end below it.
+        above = prior_mass_above(p, a, b)
+        thr = side_threshold(alpha, 1.0 - above if upper_end else above)
+        log_e = const - (s * math.log(p) if s else 0.0) - (f * math.log1p(-p) if f else 0.0)
+        return log_e < thr
 
-    if not inside(centre):  # the prior dominates (tiny samples): centre the search on the posterior mean
-        centre = phat
-        if not inside(centre):
-            return centre, centre
+    centre = min(max(s / trials, 1e-15), 1 - 1e-15)
     lo = 0.0
-    if inside(1e-15):
-        lo = 0.0
-    else:
-        x0, x1 = 1e-15, centre
-        for _ in range(60):
-            mid = math.sqrt(x0 * x1) if x0 > 0 else (x0 + x1) / 2
-            if inside(mid):
+    if not inside(1e-15, False):
+        x0, x1 = 1e-15, centre  # outside, inside; bisect in log space for precision near 0
+        for _ in range(44):
+            mid = math.sqrt(x0 * x1)
+            if inside(mid, False):
                 x1 = mid
             else:
                 x0 = mid
         lo = x0
     hi = 1.0
-    if not inside(1 - 1e-15):
-        q0, q1 = 1.0 - centre, 1e-15  # search on 1-p in log space for precision near 1
-        for _ in range(60):
+    if not inside(1 - 1e-15, True):
+        q0, q1 = 1.0 - centre, 1e-15  # on 1 - p: inside, outside
+        for _ in range(44):
             mid = math.sqrt(q0 * q1)
-            if inside(1.0 - mid):
+            if inside(1.0 - mid, True):
                 q0 = mid
             else:
                 q1 = mid
