@@ -55,8 +55,12 @@ FINAL_TIMEOUT = 15.0
 
 def emit(record: dict[str, Any]) -> None:
     """One record, one line, flushed at once: gate reads it as the run goes."""
-    sys.stdout.write(dump(record) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(dump(record) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Nobody reads the records any more (gate is gone): stop generating load at once.
+        os._exit(3)
 
 
 # -- the scenario ----------------------------------------------------------------------------------
@@ -244,10 +248,22 @@ class Recorder:
 
 
 def _stop_event() -> Event:
+    """Set on SIGTERM/SIGINT, or when gate (our parent) is gone: load must never outlive its gate."""
     stop = Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stop.set)
+    gevent.spawn(_watch_parent, stop.set)
     return stop
+
+
+def _watch_parent(on_orphaned: Callable[[], None]) -> None:
+    parent = os.getppid()
+    # In a pod the process is PID 1 (parent 0) and the Job's deadline bounds it instead.
+    while parent > 1:
+        gevent.sleep(1.0)
+        if os.getppid() != parent:
+            on_orphaned()
+            return
 
 
 def run_local(plan: LoadPlan) -> int:
@@ -334,6 +350,7 @@ def run_worker(plan: LoadPlan, master_host: str, port: int) -> int:
 
     events.test_start.add_listener(on_start)  # type: ignore[no-untyped-call]
     events.test_stop.add_listener(on_stop)  # type: ignore[no-untyped-call]
+    gevent.spawn(_watch_parent, runner.quit)
     runner.greenlet.join()
     return 0
 

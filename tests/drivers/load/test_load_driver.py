@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import pytest
 
 from gate.drivers.load import LoadDriver, LoadPlan, LoadProgress, LoadTask
 from tests.drivers.load.conftest import Services
@@ -160,3 +165,72 @@ def test_stop_early_keeps_a_valid_partial_result(services: Services) -> None:
     assert result.duration < 30
     assert result.tracks["stable"].requests > 0
     assert not any(p for p in result.problems if "exited" in p)
+
+
+def test_broken_locustfile_is_a_problem_not_a_hang(services: Services, tmp_path: Path) -> None:
+    locustfile = tmp_path / "broken.py"
+    locustfile.write_text("import no_such_module_here\n")
+    plan = LoadPlan(
+        stable_url=services.urls["stable"],
+        canary_url=services.urls["canary"],
+        locustfile=str(locustfile),
+        duration=30,
+    )
+    with LoadDriver(plan) as run:
+        result = run.result(timeout=30)
+    assert not result.complete
+    assert result.problems and "no_such_module_here" in result.problems[0]
+    assert result.tracks["stable"].requests == 0
+
+
+GATE_THAT_DIES = """
+import sys, time
+from gate.drivers.load import LoadDriver, LoadPlan, LoadTask
+plan = LoadPlan(stable_url=sys.argv[1], canary_url=sys.argv[2], tasks=(LoadTask("home", "/"),),
+                users=2, spawn_rate=100, duration=120, workers=int(sys.argv[3]), think_time=(0.01, 0.02))
+run = LoadDriver(plan).start()
+next(iter(run.progress()))
+print(" ".join(map(str, run.pids)), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_load_stops_when_gate_is_killed(services: Services, workers: int) -> None:
+    gate = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            GATE_THAT_DIES,
+            services.urls["stable"],
+            services.urls["canary"],
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert gate.stdout is not None
+        pids = [int(p) for p in gate.stdout.readline().split()]
+        assert len(pids) == (1 if workers == 1 else 1 + workers)
+        gate.kill()  # SIGKILL: gate cannot clean up; its Locust processes must notice by themselves
+        gate.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.1)
+        assert not any(alive(p) for p in pids)
+    finally:
+        if gate.poll() is None:
+            gate.kill()
+            gate.wait()
+        for pid in pids if "pids" in locals() else []:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] not in ("Z", "X")
+    except OSError:
+        return False
