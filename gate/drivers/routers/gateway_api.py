@@ -89,10 +89,12 @@ def _is_gate_mirror(f: JSON, target: HttpRouteTarget) -> bool:
 
 def _ensure_ledger(route: JSON, target: HttpRouteTarget, rules: list[JSON], indices: list[int]) -> JSON:
     ledger = read_ledger(route)
-    if ledger is not None:
+    originals: dict[str, Any] = dict((ledger or {}).get("rules") or {})
+    missing = [i for i in indices if str(i) not in originals]
+    if ledger is not None and not missing:
         return ledger
-    originals: dict[str, Any] = {}
-    for i in indices:
+    # First touch, or a rule that started serving the stable backend since: record its originals.
+    for i in missing:
         rule = rules[i]
         stable = next(b for b in rule["backendRefs"] if target.stable.matches(b, target.namespace))
         originals[str(i)] = {
@@ -100,7 +102,7 @@ def _ensure_ledger(route: JSON, target: HttpRouteTarget, rules: list[JSON], indi
             "canaryAdded": not any(target.canary.matches(b, target.namespace) for b in rule["backendRefs"]),
             "filtersAbsent": "filters" not in rule,
         }
-    ledger = {"kind": "HTTPRoute", "rules": originals}
+    ledger = {**(ledger or {"kind": "HTTPRoute"}), "rules": originals}
     write_ledger(route, ledger)
     return ledger
 

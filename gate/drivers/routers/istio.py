@@ -129,17 +129,20 @@ def _check_route(http: JSON, i: int, target: VirtualServiceTarget) -> None:
 
 
 def _ensure_ledger(vs: JSON, target: VirtualServiceTarget, routes: list[JSON], indices: list[int]) -> None:
-    if read_ledger(vs) is not None:
+    ledger = read_ledger(vs)
+    originals: dict[str, Any] = dict((ledger or {}).get("routes") or {})
+    missing = [i for i in indices if str(i) not in originals]
+    if ledger is not None and not missing:
         return
-    originals: dict[str, Any] = {}
-    for i in indices:
+    # First touch, or a route that started serving the stable destination since: record it.
+    for i in missing:
         entries = routes[i].get("route") or []
         stable = next(d for d in entries if target.stable.matches(d.get("destination") or {}))
         originals[str(i)] = {
             "stableWeight": stable.get("weight"),
             "canaryAdded": not any(target.canary.matches(d.get("destination") or {}) for d in entries),
         }
-    write_ledger(vs, {"kind": "VirtualService", "routes": originals})
+    write_ledger(vs, {**(ledger or {"kind": "VirtualService"}), "routes": originals})
 
 
 def apply(

@@ -303,3 +303,24 @@ def test_schema_check_catches_a_field_the_crd_does_not_have() -> None:
 
 def test_the_seed_is_a_valid_route() -> None:
     _assert_valid(SEED)
+
+
+def test_a_rule_added_mid_rollout_is_recorded_and_restored(
+    env: RunningEmulator, client: kube.KubeClient
+) -> None:
+    _seed(env)
+    router = GatewayApiRouter(client, TARGET)
+    router.set_weight(20)
+    late = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+        "backendRefs": [{"name": "checkout", "port": 8080}],
+    }
+    env.emulator.interfere(R, "shop", "checkout", lambda o: o["spec"]["rules"].append(copy.deepcopy(late)))
+    router.set_weight(40)
+    got = _stored(env)
+    assert [b["weight"] for b in got["spec"]["rules"][2]["backendRefs"]] == [60, 40]
+    assert set(_ledger(got)["rules"]) == {"1", "2"}
+    router.remove()
+    expected = copy.deepcopy(SEED)
+    expected["spec"]["rules"].append(late)
+    assert _without_version(_stored(env)) == expected
