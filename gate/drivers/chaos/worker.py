@@ -15,8 +15,8 @@ How faults are always undone here:
 - SIGTERM or SIGINT interrupts the method at once (in an activity or in its pause) and the rollbacks
   follow; once they have started, further SIGTERM/SIGINT are ignored so a second signal cannot cut
   them short;
-- the worker asks the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a gate killed
-  with SIGKILL still gets its faults rolled back by the orphaned worker;
+- the worker watches its parent and sends itself SIGTERM when gate is gone, so a gate killed with
+  SIGKILL still gets its faults rolled back by the orphaned worker;
 - after the run, anything this run recorded in the ledger and did not clear is undone here.
 
 The fault ledger path and the run id come from ``GATE_FAULT_LEDGER`` and ``GATE_CHAOS_RUN``.
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -41,7 +41,7 @@ from gate.drivers.chaos.ledger import LEDGER_ENV, RUN_ENV, FaultLedger
 
 log = logging.getLogger("gate.chaos.worker")
 
-PR_SET_PDEATHSIG = 1
+PARENT_POLL = 0.25
 EXIT_INVALID = 3
 EXIT_ERROR = 4
 
@@ -60,13 +60,20 @@ class _Events:
 
 
 def _die_with_parent(parent: int | None) -> None:
-    """SIGTERM this worker when the process that started it dies (Linux); rollbacks then run."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    # The parent may have died before prctl took effect.
-    if parent is not None and os.getppid() != parent:
+    """SIGTERM this worker (rollbacks then run) as soon as the gate that started it is gone.
+
+    Polled rather than PR_SET_PDEATHSIG, which fires when the *thread* that started the worker ends —
+    and gate may start experiments from short-lived threads."""
+    if parent is None:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        log.warning("gate (pid %d) is gone: rolling back", parent)
         os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _hold_signals() -> None:

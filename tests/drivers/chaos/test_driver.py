@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gate.drivers.chaos import BuiltinFault, ChaosDriver, HttpFault, InlineExperiment
+from gate.drivers.chaos import BuiltinFault, ChaosDriver, ChaosRun, HttpFault, InlineExperiment
 from tests.drivers.chaos.conftest import TARGET, Topology
 from tests.support.ports import free_port, wait_port
 
@@ -109,3 +110,24 @@ def test_ctrl_c_reaching_the_worker_rolls_back_at_once(topology: Topology, drive
     assert journal.status == "interrupted" and not journal.timed_out, journal.summary()
     assert journal.rollbacks[0].succeeded and journal.faults_undone
     assert httpx.get(f"{topology.admin}/faults", timeout=5).json()["targets"][TARGET] is None
+
+
+def test_a_step_started_from_a_short_lived_thread_keeps_running(
+    topology: Topology, driver: ChaosDriver
+) -> None:
+    """The worker follows gate's process, not the thread that started it (kopf runs calls in threads)."""
+    runs: list[ChaosRun] = []
+    fault = HttpFault(TARGET, delay=0.01)
+    starter = threading.Thread(
+        target=lambda: runs.append(
+            driver.start("threaded", BuiltinFault(fault), {"fault_proxy": topology.admin}, duration=2)
+        )
+    )
+    starter.start()
+    starter.join()
+    with runs[0] as run:
+        journal = run.wait(timeout=60)
+    assert journal.status == "completed" and not journal.timed_out, journal.summary()
+    assert journal.method[0].succeeded and journal.window.duration is not None
+    assert journal.window.duration >= 2
+    assert journal.faults_undone

@@ -2,8 +2,8 @@
 
 Two ways to die: the whole process group at once (gate and its chaos worker, as when a pod or a
 machine goes away) leaves the fault in place, and the next start's ``recover()`` finds it in the ledger
-and undoes it; gate alone dying leaves the worker an orphan, which gets SIGTERM from the kernel
-(PR_SET_PDEATHSIG) and runs the experiment's rollbacks itself.
+and undoes it; gate alone dying leaves the worker an orphan, which notices its parent is gone, sends
+itself SIGTERM and runs the experiment's rollbacks.
 """
 
 from __future__ import annotations
