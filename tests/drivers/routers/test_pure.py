@@ -135,3 +135,13 @@ def test_nginx_config_for_each_weight() -> None:
 def test_nginx_state_line_is_json() -> None:
     first = render(_cfg(), 7, 9).splitlines()[0]
     assert json.loads(first.split(": ", 1)[1]) == {"canary_weight": 7, "mirror_percent": 9}
+
+
+def test_bundled_crds_are_the_upstream_files() -> None:
+    from tests.drivers.routers import crds
+
+    for name in crds.FILES.values():
+        shared, bundled = crds.SHARED / name, crds.BUNDLED / name
+        assert bundled.exists(), f"{bundled} is missing: copy it from the upstream release (see NOTICE.md)"
+        if shared.exists():
+            assert bundled.read_bytes() == shared.read_bytes()
