@@ -267,6 +267,8 @@ class Measure:
     since: float
     at: float
     chaos: str | None = None  # the experiment running, for objectives bound to it (``during``)
+    sources: tuple[str, ...] = ()  # the traffic sources the canary sees now
+    final: bool = False  # the step waits for a conclusion: unknowns now count
     kind: Literal["measure"] = "measure"
 
 
@@ -384,7 +386,17 @@ def _tick(plan: Plan, state: State, at: float) -> tuple[State, list[Effect]]:
         look = state.looks + 1
         state = replace(state, looks=look)
         since = state.window_start if state.window_start is not None else at
-        effects.append(Measure(look=look, step=state.step, since=since, at=at, chaos=state.chaos))
+        effects.append(
+            Measure(
+                look=look,
+                step=state.step,
+                since=since,
+                at=at,
+                chaos=state.chaos,
+                sources=_sources(state),
+                final=_waiting_for_conclusion(plan, state, at),
+            )
+        )
     return state, effects
 
 
@@ -393,6 +405,18 @@ def _observing(plan: Plan, state: State) -> bool:
     if state.weight > 0 or state.mirror > 0 or state.load or state.chaos is not None:
         return True
     return state.step < len(plan.steps) and plan.steps[state.step].gating
+
+
+def _sources(state: State) -> tuple[str, ...]:
+    """Which kinds of traffic reach the canary now: only those can be judged."""
+    out: list[str] = []
+    if state.load:
+        out.append("synthetic")
+    if state.mirror > 0:
+        out.append("shadow")
+    if state.weight > 0:
+        out.append("production")
+    return tuple(out)
 
 
 def _advance_timed(plan: Plan, state: State, at: float) -> tuple[State, list[Effect]]:

@@ -74,13 +74,16 @@ class RouterPort(Protocol):
 
 @dataclass(frozen=True)
 class LookRequest:
-    """What a look is asked: the evidence from ``since`` to ``at``, for ``step``, under ``chaos``."""
+    """What a look is asked: the evidence from ``since`` to ``at``, for ``step``, under ``chaos``,
+    of the ``sources`` reaching the canary; ``final`` when the step waits for a conclusion."""
 
     look: int
     step: int
     since: float
     at: float
     chaos: str | None
+    sources: tuple[str, ...] = ()
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,9 @@ class Runner:
         raise AssertionError(f"unknown effect {effect!r}")  # pragma: no cover - the union is closed
 
     def _measure(self, effect: Measure) -> tuple[bool, str, Input | None, LookWrite | None]:
-        request = LookRequest(effect.look, effect.step, effect.since, effect.at, effect.chaos)
+        request = LookRequest(
+            effect.look, effect.step, effect.since, effect.at, effect.chaos, effect.sources, effect.final
+        )
         try:
             outcome = self.analyst.look(request)
         except Exception as exc:  # a look that fails is data (an error look), never a crash of the gate

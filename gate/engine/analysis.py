@@ -1,0 +1,103 @@
+"""A look in a real rollout: measure the window in Prometheus (plus any load samples), judge it.
+
+``ContractAnalyst`` is the runner's analyst for ``gate run`` and the operator: it asks Prometheus
+for the evidence since the canary's traffic last changed, adds the synthetic samples of the last
+finished load run when they fall in the window, and judges through ``gate.engine.judging`` — the
+same path ``gate check`` takes. A Prometheus error raises (the look fails and counts as an
+error); stale or missing data is evidence marked so, which the judge turns into Inconclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gate.contract import Contract, SliLibrary
+from gate.drivers.prometheus import PrometheusClient, measure
+from gate.engine.judging import applicable, judge_look
+from gate.engine.runner import LookOutcome, LookRequest
+from gate.judge import Evidence, Judgement, Status
+from gate.judge.pipeline import describe_evidence
+
+MIN_WINDOW = 1.0  # seconds: Prometheus needs start < end
+
+
+class ContractAnalyst:
+    """Measures and judges one look of a rollout of ``contract``."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        library: SliLibrary,
+        client: PrometheusClient | None,
+        *,
+        extra_evidence: Callable[[float, float], Evidence | None] | None = None,
+    ) -> None:
+        self.contract = contract
+        self.library = library
+        self.client = client
+        self._extra = extra_evidence
+
+    def evidence(self, request: LookRequest) -> Evidence:
+        """The evidence of the look's window, for the objectives that apply to it."""
+        chosen = applicable(self.contract, sources=request.sources, chaos=request.chaos)
+        end = max(request.at, request.since + MIN_WINDOW)
+        evidence = Evidence(slis={})
+        if self.client is not None and chosen:
+            evidence = measure(
+                self.contract,
+                self.library,
+                self.client,
+                start=request.since,
+                end=end,
+                objectives=[o for o, _ in chosen],
+            )
+        if self._extra is not None:
+            extra = self._extra(request.since, end)
+            if extra is not None:
+                evidence = evidence.merge(extra)
+        return evidence
+
+    def look(self, request: LookRequest) -> LookOutcome:
+        """Measure and judge; raises when Prometheus cannot be read."""
+        evidence = self.evidence(request)
+        judgement = judge_look(
+            self.contract,
+            self.library,
+            evidence,
+            sources=request.sources,
+            chaos=request.chaos,
+            final=request.final,
+        )
+        if judgement is None:
+            what = (
+                f"during {request.chaos}"
+                if request.chaos
+                else "on " + (", ".join(request.sources) or "no traffic")
+            )
+            return LookOutcome(action="promote", reason=f"no objective applies {what}")
+        return outcome_of(judgement, evidence)
+
+
+def outcome_of(judgement: Judgement, evidence: Evidence) -> LookOutcome:
+    """The runner's view of a judgement: the decision, the verdicts as data, an evidence summary."""
+    verdicts: list[dict[str, Any]] = [
+        v.model_dump(
+            mode="json", include={"objective", "sli", "source", "status", "reason", "critical", "numbers"}
+        )
+        for v in judgement.verdicts
+    ]
+    return LookOutcome(
+        action=judgement.decision.action,
+        reason=judgement.decision.reason,
+        errors=any(v.status == Status.ERROR for v in judgement.verdicts),
+        verdicts=verdicts,
+        evidence=_summary(evidence),
+    )
+
+
+def _summary(evidence: Evidence) -> dict[str, Any]:
+    try:
+        return dict(describe_evidence(evidence))
+    except Exception as exc:  # a summary is for people; its failure must not fail the look
+        return {"error": f"could not summarise the evidence: {exc}"}

@@ -1,0 +1,110 @@
+"""The contract in the judge's terms, and which objectives a look judges.
+
+One adapter for every face (``gate check``, ``gate run``, the operator), so the same contract and
+the same evidence give the same verdict everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from gate.contract import Contract, Objective, Policy, SliLibrary
+from gate.drivers.prometheus import evidence_key
+from gate.judge import Evidence, Judgement, JudgePolicy, ObjectiveSpec, judge
+
+
+class ObjectiveNotJudgeable(ValueError):
+    """An objective the judge cannot evaluate (says which and why)."""
+
+
+def objective_spec(objective: Objective, library: SliLibrary) -> ObjectiveSpec:
+    """The judge's view of one contract objective; evidence is filed under ``evidence_key``."""
+    if all(v is None for v in (objective.max, objective.min, objective.max_increase, objective.max_growth)):
+        raise ObjectiveNotJudgeable(
+            f"objective {objective.key}: maxDecrease alone is not judged yet; add max, min or maxIncrease"
+        )
+    unit = library.get(objective.sli).unit if objective.sli in library else ""
+    return ObjectiveSpec(
+        key=objective.key,
+        sli=evidence_key(objective),
+        quantile=objective.quantile,
+        max=_f(objective.max),
+        min=_f(objective.min),
+        max_increase=_f(objective.max_increase),
+        max_growth=_f(objective.max_growth),
+        critical=objective.critical,
+        sources=tuple(objective.sources),
+        min_requests=int(objective.min_evidence.requests),
+        min_duration=float(objective.min_evidence.duration),
+        unit=str(unit),
+    )
+
+
+def judge_policy(policy: Policy) -> JudgePolicy:
+    """The judge's policy from the contract's."""
+    return JudgePolicy(
+        confidence=float(policy.confidence),
+        on_inconclusive=policy.on_inconclusive,
+        failure_limit=int(policy.failure_limit),
+        inconclusive_limit=int(policy.inconclusive_limit),
+        error_limit=int(policy.error_limit),
+    )
+
+
+def applicable(
+    contract: Contract, *, sources: Iterable[str], chaos: str | None = None
+) -> list[tuple[Objective, tuple[str, ...]]]:
+    """The objectives a look judges, each with the sources it is judged on.
+
+    While a chaos experiment runs, only the objectives bound to it (``during``) apply: the others
+    describe the canary without the fault. Without chaos, those bound to an experiment do not apply.
+    Only sources that reach the canary now can be judged; an objective left with none is skipped.
+    """
+    present = set(sources)
+    out: list[tuple[Objective, tuple[str, ...]]] = []
+    for objective in contract.spec.objectives:
+        if objective.during != chaos:
+            continue
+        chosen = tuple(s for s in objective.sources if s in present)
+        if chosen:
+            out.append((objective, chosen))
+    return out
+
+
+def specs_for(
+    chosen: Sequence[tuple[Objective, tuple[str, ...]]], library: SliLibrary
+) -> list[ObjectiveSpec]:
+    """Judge specs for the chosen objectives, restricted to their chosen sources."""
+    out: list[ObjectiveSpec] = []
+    for objective, sources in chosen:
+        spec = objective_spec(objective, library)
+        out.append(_with_sources(spec, sources))
+    return out
+
+
+def _with_sources(spec: ObjectiveSpec, sources: tuple[str, ...]) -> ObjectiveSpec:
+    return replace(spec, sources=tuple(s for s in spec.sources if s in sources))
+
+
+def _f(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def judge_look(
+    contract: Contract,
+    library: SliLibrary,
+    evidence: Evidence,
+    *,
+    sources: Iterable[str],
+    chaos: str | None = None,
+    final: bool = False,
+) -> Judgement | None:
+    """Judge the evidence of one look: the objectives that apply, on the sources present.
+
+    None when no objective applies (nothing to judge on this traffic). ``gate check`` and the
+    rollout engine both judge through here."""
+    chosen = applicable(contract, sources=sources, chaos=chaos)
+    if not chosen:
+        return None
+    return judge(specs_for(chosen, library), evidence, judge_policy(contract.spec.policy), final=final)

@@ -1,0 +1,287 @@
+"""`gate check` end to end: real demo services on loopback, real Locust, the real judge; exit codes
+and all three reports (the JUnit file read back with junitparser)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import junitparser
+import pytest
+from typer.testing import CliRunner
+
+from gate.cli.main import app
+from gate.contract import SliLibrary, parse_contract
+from gate.engine.analysis import ContractAnalyst
+from gate.engine.judging import judge_look
+from gate.engine.runner import LookRequest
+from gate.judge import Counts, Evidence, Samples, Window
+from tests.support.ports import free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONTRACT = """\
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {{name: checkout-ci}}
+spec:
+  service: checkout
+  target:
+    stable: {{url: http://checkout-stable:8080}}
+    canary: {{url: http://checkout-canary:8080}}
+  router: {{type: nginx, port: 8080}}
+  prometheus: {{url: "http://prometheus.monitoring:9090"}}
+  load:
+    users: 6
+    spawnRate: 50/s
+    duration: {duration}
+    tasks:
+      - {{name: catalog, weight: 1, get: /catalog/42}}
+  objectives:
+    - {{sli: http-latency, quantile: 0.95, max: 220ms, maxIncrease: 50%, critical: true,
+       minEvidence: {{requests: {requests}, duration: 1s}}}}
+    - {{sli: http-error-ratio, max: 5%, minEvidence: {{requests: {requests}, duration: 1s}}}}
+  steps: [load, mirror 100%, 10%, analyze 1m, 100%]
+  policy: {{inconclusiveLimit: 0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[dict[str, str]]:
+    """Stable, a good canary and a canary 2.5 times slower: the demo service, three processes."""
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, str] = {}
+    try:
+        for name, extra in (("stable", []), ("good", []), ("slow", ["--latency-factor", "2.5"])):
+            port = free_port()
+            track = "stable" if name == "stable" else "canary"
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gate.demo.service",
+                        "--track",
+                        track,
+                        "--port",
+                        str(port),
+                        *extra,
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls[name] = f"http://127.0.0.1:{port}"
+        for url in urls.values():
+            wait_port(int(url.rsplit(":", 1)[1]), timeout=30)
+        yield urls
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+
+def write_contract(tmp: Path, duration: str = "4s", requests: int = 50) -> Path:
+    path = tmp / "contract.yaml"
+    path.write_text(CONTRACT.format(duration=duration, requests=requests))
+    return path
+
+
+def check(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["check", *args], env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_a_good_canary_passes_with_all_three_reports(services: dict[str, str], tmp_path: Path) -> None:
+    contract = write_contract(tmp_path)
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("# earlier step\n")
+    reports = {"json": tmp_path / "r.json", "junit": tmp_path / "r.xml", "md": tmp_path / "r.md"}
+    # Through the installed command, for the real process exit code.
+    done = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "gate"),
+            "check",
+            str(contract),
+            "--stable-url",
+            services["stable"],
+            "--canary-url",
+            services["good"],
+            "--json-report",
+            str(reports["json"]),
+            "--junit",
+            str(reports["junit"]),
+            "--markdown",
+            str(reports["md"]),
+        ],
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    data = json.loads(reports["json"].read_text())
+    assert data["status"] == "pass" and data["exit_code"] == 0
+    by_cell = {(c["objective"], c["source"]): c for c in data["cases"]}
+    assert by_cell[("http-latency-p95", "synthetic")]["status"] == "pass"
+    assert by_cell[("http-error-ratio", "synthetic")]["status"] == "pass"
+    assert by_cell[("http-latency-p95", "production")]["status"] == "skipped"
+    assert data["phases"][0]["load"]["tracks"]["canary"]["requests"] >= 50
+
+    xml = junitparser.JUnitXml.fromfile(str(reports["junit"]))
+    suite = next(iter(xml))
+    cases = {c.name: c for c in suite}
+    assert len(cases) == 6  # two objectives × three sources
+    assert cases["http-latency-p95 [synthetic]"].is_passed
+    assert cases["http-error-ratio [synthetic]"].is_passed
+    assert cases["http-latency-p95 [shadow]"].is_skipped
+    assert suite.failures == 0 and suite.errors == 0 and suite.skipped == 4
+
+    md = reports["md"].read_text()
+    assert md.startswith("## ✅ gate check `checkout-ci`: **pass** (exit 0)")
+    assert "| `http-latency-p95` (critical) | synthetic | baseline | ✅ pass |" in md
+    assert summary.read_text() == "# earlier step\n" + md + "\n"
+
+
+def test_a_slow_canary_fails_and_the_junit_file_says_why(services: dict[str, str], tmp_path: Path) -> None:
+    contract = write_contract(tmp_path)
+    junit = tmp_path / "r.xml"
+    code, out = check(
+        [
+            str(contract),
+            "--stable-url",
+            services["stable"],
+            "--canary-url",
+            services["slow"],
+            "--junit",
+            str(junit),
+        ]
+    )
+    assert code == 1, out
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(junit))))
+    case = next(c for c in suite if c.name == "http-latency-p95 [synthetic]")
+    failure = case.result[0]
+    assert isinstance(failure, junitparser.Failure)
+    assert failure.type == "critical" and "significantly worse" in failure.message
+    assert suite.failures == 1
+
+
+def test_too_little_evidence_is_inconclusive(services: dict[str, str], tmp_path: Path) -> None:
+    contract = write_contract(tmp_path, duration="1s", requests=100_000)
+    markdown = tmp_path / "r.md"
+    code, out = check(
+        [
+            str(contract),
+            "--stable-url",
+            services["stable"],
+            "--canary-url",
+            services["good"],
+            "--markdown",
+            str(markdown),
+        ]
+    )
+    assert code == 3, out
+    assert "**inconclusive** (exit 3)" in markdown.read_text()
+
+
+def test_infrastructure_errors_exit_4_before_any_load(services: dict[str, str], tmp_path: Path) -> None:
+    contract = write_contract(tmp_path)
+    closed = f"http://127.0.0.1:{free_port()}"
+    report = tmp_path / "r.json"
+    code, out = check(
+        [
+            *(str(contract), "--stable-url", services["stable"], "--canary-url", services["good"]),
+            *("--prometheus", closed, "--json-report", str(report)),
+        ]
+    )
+    assert code == 4, out
+    data = json.loads(report.read_text())
+    assert data["status"] == "error" and "prometheus" in data["reason"] and data["phases"] == []
+    code, out = check([str(contract), "--stable-url", services["stable"], "--canary-url", closed])
+    assert code == 4 and "canary" in out
+
+
+def test_invalid_input_exits_2_and_still_writes_the_reports(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        CONTRACT.format(duration="3s", requests=50).replace("quantile: 0.95", "quantile: 95 apples")
+    )
+    junit = tmp_path / "broken.xml"
+    code, out = check(
+        [
+            str(broken),
+            "--stable-url",
+            "http://127.0.0.1:1",
+            "--canary-url",
+            "http://127.0.0.1:2",
+            "--junit",
+            str(junit),
+        ]
+    )
+    assert code == 2 and "quantile" in out
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(junit))))
+    (case,) = list(suite)
+    assert isinstance(case.result[0], junitparser.Error) and "quantile" in case.result[0].text
+
+    # Valid as a rollout, but nothing for gate check to send: no load, no synthetic objective.
+    text = CONTRACT.format(duration="3s", requests=50)
+    no_load = tmp_path / "no-load.yaml"
+    no_load.write_text(
+        text[: text.index("  load:")]
+        + text[text.index("  objectives:") :].replace("[load, mirror 100%", "[mirror 100%")
+    )
+    report = tmp_path / "r.json"
+    code, out = check(
+        [
+            *(str(no_load), "--stable-url", "http://127.0.0.1:1", "--canary-url", "http://127.0.0.1:2"),
+            *("--json-report", str(report)),
+        ]
+    )
+    assert code == 2, out
+    data = json.loads(report.read_text())
+    assert data["status"] == "invalid" and "spec.load" in data["reason"]
+    assert {c["status"] for c in data["cases"]} == {"skipped"}  # nothing judged; nothing passes
+
+
+def test_same_evidence_gives_the_same_verdict_in_check_and_in_a_rollout() -> None:
+    contract = parse_contract(CONTRACT.format(duration="3s", requests=50))
+    library = SliLibrary.default()
+    window = Window(start=1000.0, end=1030.0)
+    fast = [0.030 + 0.0001 * (i % 50) for i in range(400)]
+    slow = [v * 2.0 for v in fast]
+    evidence = Evidence(
+        slis={
+            "http-latency": {
+                "synthetic": {
+                    "stable": Samples(values=fast, window=window),
+                    "canary": Samples(values=slow, window=window),
+                }
+            },
+            "http-error-ratio": {
+                "synthetic": {
+                    "stable": Counts(errors=0, total=400, window=window),
+                    "canary": Counts(errors=1, total=400, window=window),
+                }
+            },
+        }
+    )
+    in_check = judge_look(contract, library, evidence, sources=["synthetic"], final=True)
+    analyst = ContractAnalyst(contract, library, None, extra_evidence=lambda _s, _e: evidence)
+    in_rollout = analyst.look(LookRequest(1, 0, 1000.0, 1030.0, None, ("synthetic",), True))
+    assert in_check is not None
+    assert in_rollout.action == in_check.decision.action == "rollback"
+    assert [(v["objective"], v["source"], v["status"], v["reason"]) for v in in_rollout.verdicts] == [
+        (v.objective, v.source, v.status.value, v.reason) for v in in_check.verdicts
+    ]
