@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from gate.contract import Contract, ContractError, SliLibrary, load_contract
 from gate.contract.schema import schema_for, schema_kinds
@@ -201,21 +200,21 @@ def _explain(console: Console, contract: Contract, library: SliLibrary, window: 
         f"{policy.inconclusive_limit}; confidence {policy.confidence * 100:g}%."
     )
 
-    table = Table(title="Objectives", show_lines=False)
-    for column in ("key", "SLI", "bound", "sources", "critical", "during"):
-        table.add_column(column)
+    console.print("\n[bold]Objectives[/bold]")
     for objective in spec.objectives:
-        table.add_row(
-            escape(objective.key),
-            escape(objective.sli),
-            escape(_bound_words(contract, library, objective.key)),
-            ", ".join(objective.sources),
-            "yes" if objective.critical else "",
-            escape(objective.during or ""),
+        what = objective.sli + (f" p{objective.quantile * 100:g}" if objective.quantile is not None else "")
+        flags = [word for word, on in (("critical", objective.critical),) if on]
+        if objective.during:
+            flags.append(f"during {objective.during}")
+        if objective.route:
+            flags.append(f"route {objective.route.method or 'any'} {objective.route.path}")
+        console.print(
+            f"  {objective.key}: {what} {_bound_words(contract, library, objective.key)}"
+            f" — on {', '.join(objective.sources)}" + (f" ({'; '.join(flags)})" if flags else ""),
+            markup=False,
         )
-    console.print(table)
 
-    console.print("[bold]Queries[/bold] (one per SLI and form, covering every track × source)")
+    console.print("\n[bold]Queries[/bold] (one per SLI and form, covering every track × source)")
     for objective in spec.objectives:
         template = library.with_extra(spec.slis).get(objective.sli)
         console.print(f"\n[bold]{escape(objective.key)}[/bold] — {escape(template.description)}")

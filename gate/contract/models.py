@@ -28,7 +28,7 @@ from gate.contract.errors import short
 from gate.contract.sli import NAME_RE as SLI_NAME_RE
 from gate.contract.sli import SliTemplate
 from gate.contract.steps import Step
-from gate.contract.units import Duration, Fraction, Quantity, Rate
+from gate.contract.units import Duration, Fraction, Quantile, Quantity, Rate
 
 API_VERSION = "perfgate.dev/v1alpha1"
 KIND = "PerformanceContract"
@@ -486,19 +486,6 @@ ChaosExperiment = Annotated[
 # --- objectives ----------------------------------------------------------------------------------
 
 
-def _parse_quantile(value: object) -> object:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("p") and re.fullmatch(r"p\d+(\.\d+)?", text):
-            return float(text[1:]) / 100.0
-        if text.endswith("%"):
-            try:
-                return float(text[:-1]) / 100.0
-            except ValueError:
-                pass
-    return value
-
-
 class MinEvidence(Model):
     """The least evidence before a verdict other than Inconclusive."""
 
@@ -518,9 +505,7 @@ class Objective(Model):
 
     key: str = Field(default="", description="Unique name; default from sli, quantile and during.")
     sli: str = Field(description="SLI template name (analyses/ or spec.slis).")
-    quantile: float | None = Field(
-        default=None, gt=0, lt=1, description="For latency SLIs: 0.95, 95% or p95."
-    )
+    quantile: Quantile | None = Field(default=None, description="For latency SLIs: 0.95, 95% or p95.")
     max: Quantity | None = Field(default=None, description="Upper bound, in the SLI's unit (220ms, 0.1%).")
     min: Quantity | None = Field(default=None, description="Lower bound, in the SLI's unit.")
     max_increase: Fraction | None = Field(
@@ -546,8 +531,6 @@ class Objective(Model):
         description="With `during`: the SLI must be back within bounds this long after the fault.",
     )
     route: Route | None = Field(default=None, description="Only requests of this route (OpenAPI import).")
-
-    _quantile = field_validator("quantile", mode="before")(classmethod(lambda cls, v: _parse_quantile(v)))
 
     @field_validator("sources")
     @classmethod

@@ -59,21 +59,23 @@ Percent = Annotated[
 class SetWeight(Model):
     """Route `weight` percent of production traffic to the canary."""
 
-    kind: Literal["setWeight"] = "setWeight"
+    kind: Literal["setWeight"] = Field(
+        default="setWeight", description="Always `setWeight` (the canonical form)."
+    )
     weight: Percent = Field(description="Percent of production traffic sent to the canary (0-100).")
 
 
 class Pause(Model):
     """Hold the current weight for `duration`, or until a reviewer approves when no duration is given."""
 
-    kind: Literal["pause"] = "pause"
+    kind: Literal["pause"] = Field(default="pause", description="Always `pause` (the canonical form).")
     duration: Duration | None = Field(default=None, description="How long to hold; empty: until approved.")
 
 
 class Analyze(Model):
     """Judge the objectives for `duration` (default: until every objective has its minimum evidence)."""
 
-    kind: Literal["analyze"] = "analyze"
+    kind: Literal["analyze"] = Field(default="analyze", description="Always `analyze` (the canonical form).")
     duration: Duration | None = Field(
         default=None, description="How long to analyse; empty: until the minimum evidence is in."
     )
@@ -82,14 +84,14 @@ class Analyze(Model):
 class LoadStep(Model):
     """Run the contract's synthetic load (`spec.load`) against both tracks."""
 
-    kind: Literal["load"] = "load"
+    kind: Literal["load"] = Field(default="load", description="Always `load` (the canonical form).")
     duration: Duration | None = Field(default=None, description="How long; empty: spec.load.duration.")
 
 
 class ChaosStep(Model):
     """Run a chaos experiment of `spec.chaos` while the objectives are judged; faults are always undone."""
 
-    kind: Literal["chaos"] = "chaos"
+    kind: Literal["chaos"] = Field(default="chaos", description="Always `chaos` (the canonical form).")
     experiment: str = Field(description="Name of an experiment under spec.chaos.")
     duration: Duration | None = Field(
         default=None, description="How long the fault stays; empty: as long as the experiment runs."
@@ -99,7 +101,7 @@ class ChaosStep(Model):
 class Mirror(Model):
     """Mirror `percent` of production requests to the canary as shadow traffic (0 turns it off)."""
 
-    kind: Literal["mirror"] = "mirror"
+    kind: Literal["mirror"] = Field(default="mirror", description="Always `mirror` (the canonical form).")
     percent: Percent = Field(description="Percent of production requests mirrored to the canary; 0 = off.")
 
 

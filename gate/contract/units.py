@@ -219,6 +219,34 @@ Quantity = Annotated[
 ]
 """A bound in the SLI's base unit: seconds, fraction, bytes, or a plain number."""
 
+
+def parse_quantile(value: object) -> float:
+    """`0.95`, `95%` or `p95` (`p99.9`) -> 0.95; strictly between 0 and 1."""
+    if isinstance(value, str) and re.fullmatch(r"\s*p\d+(\.\d+)?\s*", value):
+        number = float(value.strip()[1:]) / 100.0
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        number = parse_fraction(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = _finite(float(value), "a quantile")
+    else:
+        raise ValueError(f"expected a quantile like 0.95, 95% or p95, got {_short(value)}")
+    if not 0 < number < 1:
+        raise ValueError(f"a quantile is between 0 and 1 (p50, p95, p99.9), got {_short(value)}")
+    return number
+
+
+Quantile = Annotated[
+    float,
+    BeforeValidator(parse_quantile),
+    _schema(
+        {**_NUM, "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        {"type": "string", "pattern": r"^\s*p\d+(\.\d+)?\s*$"},
+        {"type": "string", "pattern": _PERCENT_PATTERN},
+        description="A quantile: 0.95, 95% or p95.",
+    ),
+]
+"""A quantile in (0, 1); written `0.95`, `95%` or `p95`."""
+
 Rate = Annotated[
     float,
     BeforeValidator(parse_rate),
