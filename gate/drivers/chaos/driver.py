@@ -140,14 +140,15 @@ class ChaosRun:
         if self._journal is not None:
             return self._journal.window
         events = self.events
-        fault_start = next(
-            (
-                e.at
-                for e in events
-                if e.event == "activity-completed" and e.fields.get("status") == "succeeded"
-            ),
-            None,
-        )
+        # As in the journal: the fault is in place once the first action has returned.
+        done = [
+            e
+            for e in events
+            if e.event == "activity-completed"
+            and e.fields.get("type") == "action"
+            and e.fields.get("status") == "succeeded"
+        ]
+        fault_start = done[0].at if done else None
         rb_start = next((e.at for e in events if e.event == "rollbacks-started"), None)
         rb_end = next((e.at for e in events if e.event == "rollbacks-completed"), None)
         return ChaosWindow(

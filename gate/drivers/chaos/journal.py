@@ -14,6 +14,7 @@ The chaos window says when the fault was in place and when it was gone:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,6 +130,13 @@ class Journal:
             and all(r.succeeded for r in self.rollbacks)
             and self.faults_undone
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for the run store, reports and the dashboard), with the derived verdicts."""
+        data = dataclasses.asdict(self)
+        data.update(ok=self.ok, faults_undone=self.faults_undone, summary=self.summary())
+        data["window"]["duration"] = self.window.duration
+        return data
 
     def summary(self) -> str:
         parts = [f"chaos {self.name}: {self.status}"]

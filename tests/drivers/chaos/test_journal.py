@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +87,9 @@ def test_parse_a_journal_as_chaos_toolkit_writes_it() -> None:
     assert journal.chaoslib_version == "1.44.0"
     assert not journal.ok  # deviated, and an activity failed
     assert "steady state deviated" in journal.summary()
+    data = journal.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["window"]["duration"] == journal.window.duration and data["ok"] is False
 
 
 def test_parse_is_defensive() -> None:
