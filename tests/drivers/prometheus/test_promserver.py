@@ -45,3 +45,16 @@ def test_rejected_config_starts_nothing(tmp_path: Path) -> None:
     with pytest.raises(PromServerError, match="promtool rejected"):
         server.start()
     assert not server.running()
+
+
+def test_remote_write_receiver_is_enabled_on_request(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    server = PrometheusServer(tmp_path / "data", free_port(), remote_write=True)
+    with server:
+        with urllib.request.urlopen(f"{server.url}/api/v1/status/flags", timeout=5) as resp:
+            flags = json.load(resp)["data"]
+        assert flags["web.enable-remote-write-receiver"] == "true"
+        assert flags["web.listen-address"] == f"127.0.0.1:{server.port}"
+    assert not server.running()
