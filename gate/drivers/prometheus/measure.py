@@ -368,6 +368,8 @@ def _histograms(rq: RenderedQuery, samples: Iterable[Sample], span: Window) -> d
             le = float(sample.labels.get("le", ""))
         except ValueError:
             continue
+        if math.isnan(le) or le == -math.inf:
+            continue  # not a bucket edge; an answer cannot make the histogram unordered
         value = sample.value if math.isfinite(sample.value) and sample.value > 0 else 0.0
         buckets[where][le if math.isinf(le) else le * rq.le_scale] += value
     out: dict[Where, Item] = {}

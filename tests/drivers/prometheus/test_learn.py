@@ -25,6 +25,7 @@ from gate.drivers.learn import (
     route_pattern,
 )
 from gate.drivers.prometheus import PrometheusClient
+from gate.judge.evidence import Histogram
 from tests.support.ports import free_port
 from tests.support.prom import T0, OpenMetrics, backfilled_prometheus, latency_points
 
@@ -252,3 +253,28 @@ def test_largest_remainder_keeps_every_used_route() -> None:
 def test_rewrite_refuses_what_it_cannot_find() -> None:
     with pytest.raises(LearnError, match=r"spec\.load\.tasks"):
         rewrite_weights("spec: {}\n", {0: 1})
+
+
+def test_route_objectives_are_measured_and_filed_apart(prom: str) -> None:
+    # (Here because this module's Prometheus holds route-labelled traffic.)
+    from gate.drivers.prometheus import measure
+
+    text = CONTRACT.replace("PROMETHEUS", prom).replace(
+        "    - {sli: http-latency, quantile: 0.95, max: 220ms, sources: [synthetic]}\n",
+        "    - {sli: http-latency, quantile: 0.95, max: 220ms, sources: [synthetic]}\n"
+        "    - {sli: http-latency, quantile: 0.95, max: 1s, sources: [synthetic], route: {method: POST, path: /orders}}\n"
+        "    - {sli: http-latency, quantile: 0.99, max: 2s, sources: [synthetic], route: {method: GET, path: /orders}}\n",
+    )
+    contract = parse_contract(text, filename="<test>")
+    with PrometheusClient(prom, retries=0) as client:
+        evidence = measure(contract, SliLibrary.default(), client, END - 120, END)
+    # One query per distinct series set, + the probe (these series carry no job label: no `up` lookup).
+    assert client.query_count == 3 + 1
+    assert set(evidence.slis) == {"http-latency", "http-latency:POST-orders", "http-latency:GET-orders"}
+    post = evidence.get("http-latency:POST-orders", "synthetic", "stable")
+    get = evidence.get("http-latency:GET-orders", "synthetic", "stable")
+    everything = evidence.get("http-latency", "synthetic", "stable")
+    assert post is not None and get is not None and everything is not None
+    assert isinstance(post, Histogram) and post.counts[-1] == pytest.approx(40 * 120, rel=0.02)
+    assert get.missing  # stable's synthetic load never calls GET /orders
+    assert isinstance(everything, Histogram) and everything.counts[-1] == pytest.approx(40 * 120, rel=0.02)
