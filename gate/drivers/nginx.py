@@ -56,7 +56,8 @@ def main_config(http_body: str, *, lua: bool = False, worker_processes: int = 1)
         "master_process on;",
         f"worker_processes {worker_processes};",
         "pid logs/nginx.pid;",
-        "error_log logs/error.log warn;",
+        # notice: reloads are confirmed in the log ("start worker processes"), see NginxServer.reload.
+        "error_log logs/error.log notice;",
         "events { worker_connections 4096; }",
         "http {",
         "  access_log off;",
@@ -110,15 +111,26 @@ class NginxServer:
     def apply(self, conf_text: str) -> None:
         """Check the config, then write it and start nginx, or reload it when it runs already.
 
-        A config that fails `nginx -t` changes nothing: the one in effect stays."""
+        A config that fails `nginx -t` changes nothing: the one in effect stays. So does one that
+        passes `nginx -t` but fails when nginx loads it (e.g. a listen port taken meanwhile, which
+        `nginx -t` does not try): the previous file is put back, so the file says what runs."""
         self.check(conf_text)
-        tmp = self.conf_path.with_suffix(".tmp")
-        tmp.write_text(conf_text)
-        tmp.replace(self.conf_path)
+        previous = self.conf_path.read_text() if self.conf_path.exists() else None
+        self._write_conf(conf_text)
         if self.running():
-            self.reload()
+            try:
+                self.reload()
+            except NginxError:
+                if previous is not None:
+                    self._write_conf(previous)
+                raise
         else:
             self.start()
+
+    def _write_conf(self, text: str) -> None:
+        tmp = self.conf_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.conf_path)
 
     def start(self, timeout: float = 10.0) -> None:
         log = (self.prefix / "logs" / "stderr.log").open("ab")
@@ -152,14 +164,33 @@ class NginxServer:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def reload(self, settle: float = 0.3) -> None:
-        """SIGHUP: the master re-reads the config; old workers finish their requests."""
+    def reload(self, settle: float = 0.3, timeout: float = 5.0) -> None:
+        """SIGHUP: the master re-reads the config; old workers finish their requests.
+
+        Returns once nginx's log shows the old workers shutting down (new ones serve the new config),
+        or raises NginxError when nginx refused the config at reload ([emerg]; it keeps the old one).
+        Without notice-level logging it falls back to waiting `settle` seconds."""
         pid = self.pid()
         if pid is None:
             raise NginxError("nginx is not running; cannot reload")
+        error_log = self.prefix / "logs" / "error.log"
+        offset = error_log.stat().st_size if error_log.exists() else 0
+        started = time.monotonic()
         os.kill(pid, signal.SIGHUP)
-        # nginx applies the new config asynchronously; give workers a moment to turn over.
-        time.sleep(settle)
+        while True:
+            time.sleep(0.01)
+            fresh = _read_from(error_log, offset)
+            emergencies = [line for line in fresh.splitlines() if "[emerg]" in line]
+            if emergencies:
+                raise NginxError(
+                    "nginx rejected the config at reload and keeps the previous one: "
+                    + emergencies[-1][-500:]
+                )
+            if "gracefully shutting down" in fresh:
+                return
+            elapsed = time.monotonic() - started
+            if (elapsed >= settle and "reconfiguring" not in fresh) or elapsed >= timeout:
+                return
 
     def stop(self, timeout: float = 10.0) -> None:
         pid = self.pid()
@@ -183,6 +214,15 @@ class NginxServer:
             if self._proc is not None:
                 self._proc.wait(timeout=5)
         self.pid_path.unlink(missing_ok=True)
+
+
+def _read_from(path: Path, offset: int, limit: int = 64_000) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(limit).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:

@@ -257,3 +257,21 @@ def test_refuses_bad_input(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             r.set_weight(bad)  # type: ignore[arg-type]
     assert not r.server.running()
+
+
+def test_a_config_refused_at_reload_changes_nothing(
+    router: NginxRouter, upstreams: tuple[Upstream, Upstream], tmp_path: Path
+) -> None:
+    stable, canary = upstreams
+    router.set_weight(20)
+    before = router.server.conf_path.read_text()
+    # `nginx -t` does not bind ports, so a taken port only shows when nginx reloads.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        moved = NginxRouter(tmp_path / "router", taken.getsockname()[1], stable.url, canary.url)
+        with pytest.raises(RouterMisconfigured, match="rejected the config at reload"):
+            moved.set_weight(50)
+    assert router.server.conf_path.read_text() == before
+    assert router.read() == RouteState(20, 0)
+    assert [_get(router.url)[0] for _ in range(10)].count("canary") == 2
