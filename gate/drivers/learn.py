@@ -460,15 +460,19 @@ def rewrite_weights(text: str, weights: Mapping[int, int], filename: str = "<con
 
     Existing weight values are replaced in place (comments, quoting elsewhere, flow or block style and
     indentation stay byte for byte); a task without a weight gets `weight: N` as its first key."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    yaml = YAML(typ="rt")
+    from gate.contract import ContractError
+    from gate.contract.yamlsrc import parse_yaml
+
     try:
-        doc = yaml.load(text)
-        tasks = doc["spec"]["load"]["tasks"]
-    except Exception as exc:  # ruamel raises many kinds; the message says where
-        raise LearnError(f"{filename}: cannot find spec.load.tasks to rewrite: {str(exc)[:200]}") from None
+        # The contract loader's own guarded parser: bounded size and depth, no aliases or tags.
+        tree = parse_yaml(text, filename).tree
+        tasks = tree["spec"]["load"]["tasks"]
+    except ContractError as exc:
+        raise LearnError(f"{filename}: cannot read the contract to rewrite it: {exc}") from None
+    except (KeyError, TypeError):
+        raise LearnError(f"{filename}: cannot find spec.load.tasks to rewrite") from None
     if not isinstance(tasks, CommentedSeq):
         raise LearnError(f"{filename}: spec.load.tasks is not a list")
     lines = text.splitlines(keepends=True)

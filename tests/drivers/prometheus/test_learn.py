@@ -278,3 +278,8 @@ def test_route_objectives_are_measured_and_filed_apart(prom: str) -> None:
     assert isinstance(post, Histogram) and post.counts[-1] == pytest.approx(40 * 120, rel=0.02)
     assert get.missing  # stable's synthetic load never calls GET /orders
     assert isinstance(everything, Histogram) and everything.counts[-1] == pytest.approx(40 * 120, rel=0.02)
+
+
+def test_rewrite_refuses_hostile_yaml() -> None:
+    with pytest.raises(LearnError, match="cannot read the contract"):
+        rewrite_weights("a: &x [1]\nb: *x\n", {0: 1})
