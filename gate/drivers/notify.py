@@ -12,6 +12,7 @@ event of one run lands on one incident; a promotion or a person's resume resolve
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -223,3 +224,49 @@ def _retry_after(response: httpx.Response, cap: float) -> float:
         return min(cap, max(0.0, float(value)))
     except ValueError:
         return 0.0
+
+
+# ------------------------------------------------------------------------------- from a contract
+
+
+SecretResolver = Callable[[Any], str | None]
+
+
+def env_secret(secret: Any) -> str | None:
+    """Resolve a contract ``Secret`` from the environment (``env: NAME``); a Kubernetes Secret
+    (``secret: name``) is read from ``GATE_SECRET_<NAME>`` outside a cluster (dashes as underscores)."""
+    env = getattr(secret, "env", None)
+    if env:
+        return os.environ.get(str(env))
+    name = getattr(secret, "secret", None)
+    if name:
+        return os.environ.get("GATE_SECRET_" + str(name).upper().replace("-", "_").replace(".", "_"))
+    return None
+
+
+def channels_from_contract(
+    notify: list[Any], *, resolve: SecretResolver = env_secret, source: str = "gate"
+) -> tuple[list[Channel], list[str]]:
+    """Channels for a contract's ``spec.policy.notify`` entries, and a problem per entry whose
+    credential cannot be found (that channel is left out; the rollout is not blocked by it)."""
+    channels: list[Channel] = []
+    problems: list[str] = []
+    for i, entry in enumerate(notify):
+        where = f"spec.policy.notify[{i}]"
+        if getattr(entry, "webhook", None) is not None and isinstance(entry.webhook, str):
+            channels.append(Channel(f"webhook-{i}", "webhook", url=entry.webhook, events=ALL_EVENTS))
+        elif getattr(entry, "slack", None) is not None:
+            url = resolve(entry.slack.webhook)
+            if not url:
+                problems.append(f"{where}.slack.webhook: the webhook URL is not set (see docs/ci.md)")
+                continue
+            channels.append(Channel(f"slack-{i}", "slack", url=url))
+        elif getattr(entry, "pagerduty", None) is not None:
+            key = resolve(entry.pagerduty.routing_key)
+            if not key:
+                problems.append(f"{where}.pagerduty.routingKey: the routing key is not set (see docs/ci.md)")
+                continue
+            channels.append(Channel(f"pagerduty-{i}", "pagerduty", routing_key=key, source=source))
+        else:
+            problems.append(f"{where}: unknown notification kind")
+    return channels, problems

@@ -19,6 +19,7 @@ fails is repeated by the machine on every tick until it holds.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -202,6 +203,8 @@ class Runner:
         self._observer = observer
         self._on_look = on_look
         self._next_tick: float | None = None
+        self._soon: list[Abort | Resume] = []
+        self._soon_lock = threading.Lock()
 
     @classmethod
     def create(
@@ -241,14 +244,35 @@ class Runner:
         while not self.state.terminal:
             if max_transitions is not None and count >= max_transitions:
                 break
-            count += 1
-            if not self._consume_one():
-                self._wait_for_tick()
-                if self.state.terminal:
-                    break
-                if not self._consume_one():
-                    self.feed(Tick(at=self.clock.now()))
+            self._drain_soon()
+            if self._consume_one():
+                count += 1
+                continue
+            now = self.clock.now()
+            if self._next_tick is None:
+                self._next_tick = now + self.plan.policy.interval
+            if now >= self._next_tick:
+                # Falling behind (a slow look) does not queue up ticks: one now, the next an interval on.
+                self._next_tick = max(self._next_tick + self.plan.policy.interval, now)
+                self.feed(Tick(at=now))
+                count += 1
+                continue
+            self.clock.sleep(self._next_tick - now)  # a person's request may end it early
         return self.state
+
+    def request_soon(self, event: Abort | Resume) -> None:
+        """Ask for an abort or resume from another thread or a signal handler (no I/O here)."""
+        with self._soon_lock:
+            self._soon.append(event)
+        wake = getattr(self.clock, "wake", None)
+        if callable(wake):
+            wake()
+
+    def _drain_soon(self) -> None:
+        with self._soon_lock:
+            pending, self._soon = self._soon, []
+        for event in pending:
+            self.request(event)
 
     def recover(self) -> None:
         """Apply effects a previous runner recorded as intended and did not finish."""
@@ -294,19 +318,9 @@ class Runner:
         self.feed(event, inbox_id=inbox_id)
         return True
 
-    def _wait_for_tick(self) -> None:
-        now = self.clock.now()
-        if self._next_tick is None:
-            self._next_tick = now + self.plan.policy.interval
-        delay = self._next_tick - now
-        if delay > 0:
-            self.clock.sleep(delay)
-        self._next_tick = max(self._next_tick + self.plan.policy.interval, self.clock.now())
-
     # -------------------------------------------------------------------------------- effects
 
     def _apply(self, seq: int, idx: int, effect: Effect) -> None:
-        self._point("effect:before")
         ok, error, result, look = self._carry_out(effect)
         self._point("effect:applied")
         self.store.effect_done(
