@@ -101,7 +101,7 @@ def demo_contract_data(
         if isinstance(load, dict) and _seconds(load.get("duration")) is not None:
             load["duration"] = _scaled(_seconds(load["duration"]) or 0)
         for objective in spec.get("objectives", []):
-            if isinstance(objective, dict) and "minEvidence" in objective:
+            if isinstance(objective, dict):
                 objective["minEvidence"] = dict(QUICK_MIN_EVIDENCE)
     return data  # type: ignore[no-any-return]
 

@@ -1,0 +1,137 @@
+"""A real rollout in the demo topology: the engine's runner with the real drivers, recorded in the run store.
+
+Nothing here decides anything: the runner (``gate.engine.runner``) carries the contract's steps out,
+the analyst measures Prometheus and the Locust samples and the judge decides. This module only
+composes them for the demo's topology — its nginx router, its Prometheus, its fault proxy — and
+reports what happens as it happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.contract import Contract, SliLibrary
+from gate.demo.topology import Topology
+from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
+from gate.drivers.prometheus import PrometheusClient
+from gate.drivers.store import RunStore
+from gate.engine.adapters import ChaosRunner, LoadRunner
+from gate.engine.analysis import ContractAnalyst
+from gate.engine.clock import SystemClock
+from gate.engine.machine import Effect, Input, State
+from gate.engine.plan import plan_from_contract
+from gate.engine.runner import LookOutcome, LookRequest, Runner
+
+
+@dataclass
+class Outcome:
+    """How the run ended, in the words the demo prints."""
+
+    run_id: str
+    status: str  # promoted | rolled_back | held | failed | running
+    reason: str
+    cause: str | None
+    weight: int
+    looks: int
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Watchers:
+    """Callbacks for a live view; every one is optional."""
+
+    on_transition: Callable[[int, Input, State, list[Effect]], None] | None = None
+    on_look: Callable[[LookRequest, LookOutcome], None] | None = None
+
+
+def build_runner(
+    topology: Topology,
+    contract: Contract,
+    contract_text: str,
+    store: RunStore,
+    *,
+    watchers: Watchers | None = None,
+    clock: SystemClock | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[Runner, Callable[[], None]]:
+    """A new run of ``contract`` against ``topology``, recorded in ``store``; and a closer that stops
+    what the drivers still run (load, chaos) — call it whatever happened."""
+    if topology.router is None or topology.prometheus is None:
+        raise RuntimeError("the topology is not running; start it first")
+    watchers = watchers or Watchers()
+    library = SliLibrary.default(extra=contract.spec.slis)
+    workdir = topology.workdir / "gate"
+    workdir.mkdir(parents=True, exist_ok=True)
+    load = LoadRunner(
+        contract,
+        library,
+        stable_url=topology.stable_url,
+        canary_url=topology.canary_url,
+        workdir=workdir / "load",
+    )
+    chaos_driver = ChaosDriver(FaultLedger(workdir / "faults.ledger"), workdir=workdir / "chaos")
+    # Faults a killed demo left in this topology's ledger are undone before anything else.
+    chaos_driver.recover()
+    chaos = ChaosRunner(
+        chaos_driver, specs_from_contract(contract), context={"fault_proxy": topology.fault_admin_url}
+    )
+    analyst = ContractAnalyst(
+        contract,
+        library,
+        PrometheusClient(topology.prometheus_url, timeout=5.0, retries=1),
+        extra_evidence=load.evidence,
+    )
+    runner = Runner.create(
+        store,
+        plan_from_contract(contract),
+        contract_name=contract.metadata.name,
+        service=contract.spec.service,
+        contract_text=contract_text,
+        meta={"face": "demo", **(meta or {})},
+        clock=clock or SystemClock(),
+        router=topology.router,
+        analyst=analyst,
+        load=load,
+        chaos=chaos,
+        observer=watchers.on_transition,
+        on_look=watchers.on_look,
+    )
+
+    def close() -> None:
+        # The runner stops load and chaos itself when the run ends; this is for a run cut short
+        # (Ctrl-C, an error): nothing gate started may outlive the demo, and no fault may stay.
+        with contextlib.suppress(Exception):
+            load.stop()
+        with contextlib.suppress(Exception):
+            chaos.stop_all()
+
+    return runner, close
+
+
+def outcome(runner: Runner, looks: list[LookOutcome]) -> Outcome:
+    """The run's end as the demo reports it (the last look's verdicts explain a rollback)."""
+    state = runner.state
+    return Outcome(
+        run_id=runner.run_id,
+        status=state.status if state.terminal else "running",
+        reason=state.reason,
+        cause=state.cause,
+        weight=state.weight,
+        looks=state.looks,
+        verdicts=list(looks[-1].verdicts) if looks else [],
+    )
+
+
+def default_store_path() -> Path:
+    """Where runs are recorded unless told otherwise: ``.gate/runs.db`` under the working directory."""
+    return Path(".gate") / "runs.db"
+
+
+def open_store(path: Path) -> RunStore:
+    """Open (creating it and its folder when missing) the run store the dashboard reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return RunStore(path)
