@@ -179,7 +179,7 @@ class FaultProxy:
     """nginx + Lua in front of one or more upstreams, with a loopback admin API for faults.
 
     ``FaultProxy(prefix, listen_port, upstream_url, admin_port, target="upstream")`` serves one route;
-    ``add_route`` adds more before ``start``.
+    ``add_route`` adds more (a running proxy is reloaded). ``workers`` nginx processes share the faults.
     """
 
     def __init__(
@@ -189,9 +189,14 @@ class FaultProxy:
         upstream_url: str,
         admin_port: int,
         target: str = "upstream",
+        *,
+        workers: int = 1,
     ) -> None:
+        if not 1 <= workers <= 64:
+            raise FaultProxyError(f"a fault proxy runs 1-64 nginx workers, not {workers}")
         self.prefix = Path(prefix)
         self.admin_port = admin_port
+        self.workers = workers
         self.routes: list[ProxyRoute] = []
         self.server = NginxServer(self.prefix)
         self.add_route(target, listen_port, upstream_url)
@@ -258,7 +263,8 @@ class FaultProxy:
     location / {{ return 404; }}
   }}"""
         )
-        return main_config("\n".join(servers), lua=True)
+        # Faults sit in a shared dict, so every worker sees the same ones; each draws its own randoms.
+        return main_config("\n".join(servers), lua=True, worker_processes=self.workers)
 
     def start(self) -> None:
         """Check the config with ``nginx -t`` and start (or reload) the proxy."""

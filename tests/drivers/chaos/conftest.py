@@ -47,7 +47,8 @@ def upstream(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def topology(tmp_path: Path, upstream: str) -> Iterator[Topology]:
-    proxy = FaultProxy(tmp_path / "proxy", free_port(), upstream, free_port(), target=TARGET)
+    # Two nginx workers: the faults are shared between them, the random draws are not.
+    proxy = FaultProxy(tmp_path / "proxy", free_port(), upstream, free_port(), target=TARGET, workers=2)
     proxy.start()
     try:
         wait_port(proxy.route().listen_port)

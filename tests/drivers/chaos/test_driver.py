@@ -120,7 +120,7 @@ def test_a_step_started_from_a_short_lived_thread_keeps_running(
     fault = HttpFault(TARGET, delay=0.01)
     starter = threading.Thread(
         target=lambda: runs.append(
-            driver.start("threaded", BuiltinFault(fault), {"fault_proxy": topology.admin}, duration=2)
+            driver.start("threaded", BuiltinFault(fault), {"fault_proxy": topology.admin}, duration=1)
         )
     )
     starter.start()
@@ -129,5 +129,5 @@ def test_a_step_started_from_a_short_lived_thread_keeps_running(
         journal = run.wait(timeout=60)
     assert journal.status == "completed" and not journal.timed_out, journal.summary()
     assert journal.method[0].succeeded and journal.window.duration is not None
-    assert journal.window.duration >= 2
+    assert journal.window.duration >= 1
     assert journal.faults_undone

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from chaoslib.exceptions import InvalidActivity
 from chaoslib.experiment import ensure_experiment_is_valid
@@ -18,12 +20,15 @@ from gate.drivers.chaos import (
     ExperimentError,
     ExperimentFile,
     FaultContext,
+    FaultLedger,
     HttpFault,
     InlineExperiment,
     builtin_experiment,
+    parse_journal,
     spec_from_contract,
     specs_from_contract,
 )
+from tests.drivers.chaos.conftest import TARGET, Topology
 
 ROOT = Path(__file__).resolve().parents[3]
 FAULT = HttpFault("risk-api", delay=0.8, delay_percent=1.0, abort=0.15, abort_status=503)
@@ -117,3 +122,46 @@ def test_gate_process_never_imports_chaoslib_or_kubernetes() -> None:
         "assert not bad, sorted(bad)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_gate_actions_work_under_plain_chaos_run(tmp_path: Path, topology: Topology) -> None:
+    """The documented use outside gate: `chaos run` with a ledger; the journal parses; the fault is gone."""
+    where = {"admin_url": topology.admin, "target": TARGET}
+    provider = {"type": "python", "module": "gate.drivers.chaos.actions"}
+    experiment = {
+        "title": "slow risk-api",
+        "description": "gate's actions under the chaos CLI",
+        "method": [
+            {
+                "type": "action",
+                "name": "slow",
+                "provider": {**provider, "func": "inject_http_fault", "arguments": {**where, "delay_ms": 20}},
+            }
+        ],
+        "rollbacks": [
+            {
+                "type": "action",
+                "name": "clear",
+                "provider": {**provider, "func": "clear_http_fault", "arguments": where},
+            }
+        ],
+    }
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(experiment))
+    ledger = FaultLedger(tmp_path / "faults.jsonl")
+    env = {**os.environ, "GATE_FAULT_LEDGER": str(ledger.path), "PYTHONPATH": str(ROOT)}
+    chaos = Path(sys.executable).parent / "chaos"
+    journal_path = tmp_path / "journal.json"
+    subprocess.run(
+        [str(chaos), "run", "--rollback-strategy=always", "--journal-path", str(journal_path), str(path)],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    journal = parse_journal(json.loads(journal_path.read_text()))
+    assert journal.status == "completed" and journal.method[0].succeeded and journal.rollbacks[0].succeeded
+    assert journal.window.fault_start is not None and journal.window.fault_end is not None
+    assert [e.cleared_by for e in ledger.entries()] == ["rollback"]
+    assert httpx.get(f"{topology.admin}/faults", timeout=5).json()["targets"][TARGET] is None

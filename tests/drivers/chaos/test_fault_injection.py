@@ -48,7 +48,7 @@ def test_delay_and_abort_fractions_then_gone(topology: Topology, driver: ChaosDr
         tasks=(LoadTask("score", "/score"),),
         users=24,
         spawn_rate=200.0,
-        duration=3.0,
+        duration=2.5,
     )
     with driver.start(
         "risk-api-slow", BuiltinFault(fault), {"fault_proxy": topology.admin}, duration=60

@@ -55,7 +55,7 @@ def test_istio_fault_for_the_step_then_rolled_back(
     driver = ChaosDriver(ledger, tmp_path / "chaos", env=kube.env, rollback_timeout=30)
     fault = HttpFault("checkout", delay=0.8, delay_percent=0.5, abort=0.1, abort_status=503)
     seen: list[Any] = []
-    with driver.start("mesh-slow", BuiltinFault(fault), CONTEXT, duration=1.5) as run:
+    with driver.start("mesh-slow", BuiltinFault(fault), CONTEXT, duration=1.0) as run:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not seen:
             if faults(kube)[1] is not None:
