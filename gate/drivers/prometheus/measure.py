@@ -12,6 +12,7 @@ note saying why, which the judge turns into Inconclusive. Nothing here decides a
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
@@ -108,14 +109,15 @@ def plan_queries(
 
 
 def evidence_key(objective: Objective) -> str:
-    """Where an objective's evidence is filed: its SLI name, or `sli:route` for a route-restricted one
-    (so two routes of one SLI never overwrite each other)."""
+    """Where an objective's evidence is filed: its SLI name, or `sli:METHOD-route-HASH` for a
+    route-restricted one, so two routes of one SLI never share a slot (the hash of the exact method
+    and route keeps `/orders/{id}` and `/orders/id` apart, the slug keeps it readable)."""
     if objective.route is None:
         return objective.sli
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{objective.route.method or ''} {objective.route.path}").strip(
-        "-"
-    )
-    return f"{objective.sli}:{slug}"[:128]
+    exact = f"{objective.route.method or ''} {objective.route.path}"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", exact).strip("-")[:80]
+    digest = hashlib.sha256(exact.encode("utf-8")).hexdigest()[:8]
+    return f"{objective.sli}:{slug}-{digest}"
 
 
 def measure(

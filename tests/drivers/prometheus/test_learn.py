@@ -257,7 +257,7 @@ def test_rewrite_refuses_what_it_cannot_find() -> None:
 
 def test_route_objectives_are_measured_and_filed_apart(prom: str) -> None:
     # (Here because this module's Prometheus holds route-labelled traffic.)
-    from gate.drivers.prometheus import measure
+    from gate.drivers.prometheus import evidence_key, measure
 
     text = CONTRACT.replace("PROMETHEUS", prom).replace(
         "    - {sli: http-latency, quantile: 0.95, max: 220ms, sources: [synthetic]}\n",
@@ -270,9 +270,11 @@ def test_route_objectives_are_measured_and_filed_apart(prom: str) -> None:
         evidence = measure(contract, SliLibrary.default(), client, END - 120, END)
     # One query per distinct series set, + the probe (these series carry no job label: no `up` lookup).
     assert client.query_count == 3 + 1
-    assert set(evidence.slis) == {"http-latency", "http-latency:POST-orders", "http-latency:GET-orders"}
-    post = evidence.get("http-latency:POST-orders", "synthetic", "stable")
-    get = evidence.get("http-latency:GET-orders", "synthetic", "stable")
+    post_key, get_key = (evidence_key(o) for o in contract.spec.objectives[1:])
+    assert post_key.startswith("http-latency:POST-orders-") and get_key.startswith("http-latency:GET-orders-")
+    assert set(evidence.slis) == {"http-latency", post_key, get_key}
+    post = evidence.get(post_key, "synthetic", "stable")
+    get = evidence.get(get_key, "synthetic", "stable")
     everything = evidence.get("http-latency", "synthetic", "stable")
     assert post is not None and get is not None and everything is not None
     assert isinstance(post, Histogram) and post.counts[-1] == pytest.approx(40 * 120, rel=0.02)
@@ -283,3 +285,20 @@ def test_route_objectives_are_measured_and_filed_apart(prom: str) -> None:
 def test_rewrite_refuses_hostile_yaml() -> None:
     with pytest.raises(LearnError, match="cannot read the contract"):
         rewrite_weights("a: &x [1]\nb: *x\n", {0: 1})
+
+
+def test_evidence_keys_keep_routes_apart() -> None:
+    from gate.contract.models import Objective, Route
+    from gate.drivers.prometheus import evidence_key
+
+    keys = {
+        evidence_key(Objective(sli="http-latency", max=1.0, route=Route(method=m, path=p)))
+        for m, p in [
+            ("GET", "/orders/{id}"),
+            ("GET", "/orders/id"),
+            (None, "/orders/id"),
+            ("POST", "/orders/id"),
+        ]
+    }
+    assert len(keys) == 4
+    assert evidence_key(Objective(sli="http-latency", max=1.0)) == "http-latency"
