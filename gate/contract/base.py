@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Strict
 from pydantic.alias_generators import to_camel
 
 Track = Literal["stable", "canary"]
 Source = Literal["synthetic", "shadow", "production"]
 TRACKS: tuple[Track, ...] = ("stable", "canary")
+
+# YAML gives real numbers and booleans; refuse `yes`, `"5"` or `true` where a number is meant
+# (pydantic would otherwise coerce them, and the JSON Schema would disagree).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
 SOURCES: tuple[Source, ...] = ("synthetic", "shadow", "production")
 
 

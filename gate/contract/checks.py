@@ -18,7 +18,7 @@ from gate.contract.base import Source
 from gate.contract.errors import PathPart, Problem, short
 from gate.contract.models import Load, Objective, Policy, Prometheus, Router, Traffic
 from gate.contract.sli import SliLibrary, SliTemplate, parse_template
-from gate.contract.steps import ChaosStep, LoadStep, Mirror, Pause, SetWeight, Step
+from gate.contract.steps import Analyze, ChaosStep, LoadStep, Mirror, Pause, SetWeight, Step
 from gate.contract.units import (
     Dimension,
     format_duration,
@@ -174,6 +174,7 @@ def _check_steps(pieces: Pieces, report: _Report) -> None:
     policy = pieces.policy
     last_weight: tuple[int, int] | None = None
     elapsed = 0.0
+    said: set[str] = set()  # contradictions about the whole contract are reported once, at the first step
     over_deadline_reported = False
     for index, step in pieces.steps:
         raw = raw_steps[index]
@@ -186,11 +187,14 @@ def _check_steps(pieces: Pieces, report: _Report) -> None:
                     "a ladder only goes up (gate rolls back by itself when it must)",
                 )
             last_weight = (index, max(step.weight, last_weight[1] if last_weight else 0))
-            if pieces.spec.get("router") is None:
+            if pieces.spec.get("router") is None and "router" not in said:
+                said.add("router")
                 report.add(_step_path(index, raw), "setWeight needs spec.router (what moves the traffic)")
         elif isinstance(step, Mirror):
             if pieces.spec.get("router") is None:
-                report.add(_step_path(index, raw), "mirror needs spec.router (what mirrors the traffic)")
+                if "router" not in said:
+                    said.add("router")
+                    report.add(_step_path(index, raw), "mirror needs spec.router (what mirrors the traffic)")
             elif getattr(pieces.router, "type", None) in _MIRRORLESS_ROUTERS:
                 report.add(
                     _step_path(index, raw),
@@ -209,6 +213,9 @@ def _check_steps(pieces: Pieces, report: _Report) -> None:
                 )
         elif isinstance(step, LoadStep) and not pieces.has_load:
             report.add(_step_path(index, raw), "load step, but spec.load is missing; describe the load there")
+        elif isinstance(step, Analyze) and not pieces.spec.get("objectives") and "objectives" not in said:
+            said.add("objectives")
+            report.add(_step_path(index, raw), "analyze step, but the contract has no objectives to judge")
         duration = getattr(step, "duration", None)
         if isinstance(step, LoadStep) and duration is None and pieces.load is not None:
             duration = pieces.load.duration
@@ -287,7 +294,8 @@ def _check_objectives(pieces: Pieces, library: SliLibrary, report: _Report) -> N
                     f"objective holds during {short(objective.during)}, which spec.chaos does not define "
                     f"(known: {known})",
                 )
-            elif objective.during not in chaos_in_steps:
+            elif pieces.steps and objective.during not in chaos_in_steps:
+                # Without steps (`gate check`) every experiment runs once; in a rollout a step must run it.
                 report.add(
                     [*base, "during"],
                     f"no step runs chaos experiment {objective.during}; add a step "

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from gate.contract import promql
-from gate.contract.base import SOURCES, TRACKS, Model, Source, Track
+from gate.contract.base import SOURCES, TRACKS, Bool, Int, Model, Source, Track
 from gate.contract.errors import short
 from gate.contract.sli import NAME_RE as SLI_NAME_RE
 from gate.contract.sli import SliTemplate
@@ -64,10 +64,10 @@ class Metadata(Model):
     annotations: dict[str, str] = Field(default_factory=dict, description="Kubernetes annotations.")
     uid: str | None = Field(default=None, description="Set by the API server.")
     resource_version: str | None = Field(default=None, description="Set by the API server.")
-    generation: int | None = Field(default=None, description="Set by the API server.")
+    generation: Int | None = Field(default=None, description="Set by the API server.")
     creation_timestamp: str | None = Field(default=None, description="Set by the API server.")
     deletion_timestamp: str | None = Field(default=None, description="Set by the API server.")
-    deletion_grace_period_seconds: int | None = Field(default=None, description="Set by the API server.")
+    deletion_grace_period_seconds: Int | None = Field(default=None, description="Set by the API server.")
     generate_name: str | None = Field(default=None, description="Kubernetes name prefix.")
     finalizers: list[str] = Field(default_factory=list, description="Kubernetes finalizers.")
     owner_references: list[dict[str, Any]] = Field(default_factory=list, description="Kubernetes owners.")
@@ -111,7 +111,7 @@ class NginxRouter(Model):
 
     type: Literal["nginx"]
     host: str = Field(default="127.0.0.1", description="Address nginx listens on.")
-    port: int | None = Field(
+    port: Int | None = Field(
         default=None, ge=1, le=65535, description="Port nginx listens on; empty: a free one."
     )
 
@@ -148,7 +148,7 @@ class DeploymentRouter(Model):
     """Weight by replica ratio between the stable and canary Deployments behind one Service."""
 
     type: Literal["deployment"]
-    replicas: int = Field(default=10, ge=1, le=1000, description="Total replicas split between the tracks.")
+    replicas: Int = Field(default=10, ge=1, le=1000, description="Total replicas split between the tracks.")
     namespace: str | None = Field(default=None, description="Namespace; default metadata.namespace.")
 
 
@@ -323,7 +323,7 @@ class Task(Model):
     model_config = ConfigDict(**Model.model_config, json_schema_extra=_task_json_schema)
 
     name: str = Field(description="Name shown in results (also the Locust request name).")
-    weight: int = Field(default=1, ge=0, le=1000, description="Relative frequency among tasks.")
+    weight: Int = Field(default=1, ge=0, le=1000, description="Relative frequency among tasks.")
     method: HttpMethod = Field(default="GET", description="HTTP method.")
     path: str = Field(description="Path and query, starting with /.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
@@ -362,10 +362,10 @@ class Task(Model):
 class Load(Model):
     """The synthetic load: a Locust scenario of weighted tasks (or a locustfile), run on both tracks."""
 
-    users: int = Field(default=10, ge=1, le=100_000, description="Concurrent simulated users per track.")
+    users: Int = Field(default=10, ge=1, le=100_000, description="Concurrent simulated users per track.")
     spawn_rate: Rate = Field(default=10.0, gt=0, description="Users started per second, e.g. 10/s.")
     duration: Duration = Field(default=60.0, gt=0, description="How long a load step runs by default.")
-    workers: int | Literal["auto"] = Field(
+    workers: Int | Literal["auto"] = Field(
         default=1, description="Locust worker processes; `auto` uses the machine's cores."
     )
     tasks: list[Task] = Field(default_factory=list, description="Weighted requests (unless locustfile).")
@@ -409,7 +409,7 @@ class HttpFault(Model):
     abort: Fraction | None = Field(
         default=None, ge=0, le=1, description="Share of requests aborted, e.g. 15%."
     )
-    abort_status: int = Field(default=503, ge=400, le=599, description="HTTP status of aborted requests.")
+    abort_status: Int = Field(default=503, ge=400, le=599, description="HTTP status of aborted requests.")
 
     @model_validator(mode="after")
     def _something(self) -> HttpFault:
@@ -489,7 +489,7 @@ ChaosExperiment = Annotated[
 class MinEvidence(Model):
     """The least evidence before a verdict other than Inconclusive."""
 
-    requests: int = Field(default=100, ge=0, description="Requests per track and source.")
+    requests: Int = Field(default=100, ge=0, description="Requests per track and source.")
     duration: Duration = Field(default=30.0, ge=0, description="Observed time per track and source.")
 
 
@@ -517,7 +517,7 @@ class Objective(Model):
     max_growth: Rate | None = Field(
         default=None, description="For gauge trends: largest growth per time, e.g. 0/min (no leak)."
     )
-    critical: bool = Field(default=False, description="A failure rolls back at once, whatever the limits.")
+    critical: Bool = Field(default=False, description="A failure rolls back at once, whatever the limits.")
     sources: list[Source] = Field(
         default_factory=lambda: list(SOURCES),
         description="Sources judged; default: every source the steps produce.",
@@ -671,11 +671,11 @@ class Policy(Model):
     on_inconclusive: Literal["hold", "rollback"] = Field(
         default="hold", description="What an inconclusive analysis does after inconclusiveLimit."
     )
-    failure_limit: int = Field(default=0, ge=0, description="Failed analyses tolerated before rolling back.")
-    inconclusive_limit: int = Field(
+    failure_limit: Int = Field(default=0, ge=0, description="Failed analyses tolerated before rolling back.")
+    inconclusive_limit: Int = Field(
         default=3, ge=0, description="Inconclusive analyses before onInconclusive."
     )
-    error_limit: int = Field(default=3, ge=0, description="Measurement errors tolerated before rolling back.")
+    error_limit: Int = Field(default=3, ge=0, description="Measurement errors tolerated before rolling back.")
     interval: Duration = Field(default=10.0, gt=0, description="Time between analysis ticks.")
     deadline: Duration = Field(default=3600.0, gt=0, description="The whole rollout must end within this.")
     notify: list[Notify] = Field(default_factory=list, description="Where decisions are announced.")

@@ -17,7 +17,7 @@ import promql_parser
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gate.contract import promql
-from gate.contract.base import SOURCES, Model, Source, Track
+from gate.contract.base import SOURCES, Float, Model, Source, Track
 from gate.contract.errors import ContractError, Problem
 from gate.contract.units import format_promql_duration, parse_duration
 
@@ -111,7 +111,7 @@ class SliTemplate(Model):
     unit: Unit = Field(description="Unit of the SLI's value after `scale`: seconds, ratio, bytes, ...")
     description: str = Field(default="", description="What the SLI measures, in a sentence.")
     promql: SliQueries = Field(description="The series the SLI reads (which parts depends on `kind`).")
-    scale: float = Field(
+    scale: Float = Field(
         default=1.0,
         gt=0,
         description="Multiply raw values (and histogram `le` bounds) by this to get `unit` "
@@ -235,6 +235,9 @@ def _by_keys(*dimensions: Mapping[Any, Mapping[str, str]]) -> list[str]:
     return sorted(promql.check_label_name(k) for k in keys)
 
 
+_DEFAULT_CACHE: dict[str, tuple[tuple[tuple[str, int, int], ...], SliLibrary]] = {}
+
+
 class SliLibrary:
     """Named SLI templates: the shared `analyses/` folder plus a contract's own `spec.slis`."""
 
@@ -252,8 +255,17 @@ class SliLibrary:
 
     @classmethod
     def default(cls, extra: Mapping[str, SliTemplate] | None = None) -> SliLibrary:
-        """The library of `default_path()`, plus `extra` templates (which win on a name clash)."""
-        return cls.load(cls.default_path(), extra=extra)
+        """The library of `default_path()`, plus `extra` templates (which win on a name clash).
+
+        Read once per process and again only when a file of the folder changes.
+        """
+        path = cls.default_path()
+        stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(path.glob("*.yaml")))
+        cached = _DEFAULT_CACHE.get(str(path))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, cls.load(path))
+            _DEFAULT_CACHE[str(path)] = cached
+        return cached[1].with_extra(extra or {})
 
     @classmethod
     def load(cls, paths: Path | Sequence[Path], extra: Mapping[str, SliTemplate] | None = None) -> SliLibrary:

@@ -23,7 +23,7 @@ MAX_BYTES = 1024 * 1024
 """Contracts and SLI library files larger than this are refused (1 MiB)."""
 MAX_DEPTH = 40
 """Deepest nesting of mappings and lists accepted."""
-MAX_NODES = 20_000
+MAX_NODES = 10_000
 """Most YAML nodes accepted in one file."""
 
 _PLAIN_TAGS = frozenset(

@@ -228,3 +228,26 @@ def test_default_library_is_found_from_the_package() -> None:
     # gate/contract/analyses links to the top-level analyses/, so a built wheel carries the library.
     assert SliLibrary.default_path().resolve() == ROOT / "analyses"
     assert (ROOT / "gate" / "contract" / "analyses").resolve() == ROOT / "analyses"
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_routes_and_selectors_are_literals(library: SliLibrary, value: str) -> None:
+    from gate.contract import Objective
+
+    contract = parse_contract(BASE, library=library)
+    contract.spec.traffic.selector = {"job": value}
+    objective = Objective.model_validate(
+        {"sli": "http-latency", "quantile": 0.95, "max": "1s", "route": {"method": "GET", "path": value}}
+    )
+    rq = library.render(objective, contract)
+    matchers = {
+        name: text for name, op, text in _matchers(promql_parser.parse(rq.promql)) if op == "MatchOp.Equal"
+    }
+    assert matchers["job"] == value and matchers["route"] == value and matchers["method"] == "GET"
+    benign = Objective.model_validate(
+        {"sli": "http-latency", "quantile": 0.95, "max": "1s", "route": {"method": "GET", "path": "/x"}}
+    )
+    contract.spec.traffic.selector = {"job": "j"}
+    assert _shape(promql_parser.parse(rq.promql)) == _shape(
+        promql_parser.parse(library.render(benign, contract).promql)
+    )
