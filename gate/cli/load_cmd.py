@@ -48,7 +48,7 @@ def _progress_table(event: LoadProgress | None) -> Table:
         for track, p in event.tracks.items():
             errors = f"[red]{p.errors}[/red]" if p.errors else "0"
             table.add_row(track, f"{p.requests:,}", f"{p.rps:,.0f}", _ms(p.p95), errors)
-        caption = f"{event.users} users · generator CPU {event.cpu:.0%} of a core"
+        caption = f"{event.users} users · generator CPU {event.cpu:.0%} of a core (needs {event.demand:.0%})"
         table.caption = caption + (" · [red]saturated[/red]" if event.saturated else "")
     return table
 
@@ -189,8 +189,10 @@ def load_command(
         console.print_json(json.dumps(result.summary()))
     else:
         console.print(_summary(result))
-        nodes = ", ".join(f"{escape(k)} {v.peak:.0%}" for k, v in result.nodes.items())
-        console.print(f"load generator CPU (peak share of a core): {nodes or '—'}")
+        nodes = ", ".join(
+            f"{escape(k)} {v.peak:.0%} (needed {v.demand:.0%})" for k, v in result.nodes.items()
+        )
+        console.print(f"load generator CPU, peak share of a core: {nodes or '—'}")
         if result.saturated:
             err.print(f"[red]saturated:[/red] {escape(result.saturation_reason)}")
         for problem in result.problems:

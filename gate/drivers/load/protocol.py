@@ -5,11 +5,13 @@ Both sides use this module: the Locust process builds batches (`BatchBuilder`), 
 
 Records:
 - `{"type": "started", "t": unix, "nodes": n}` once the users start spawning;
-- `{"type": "batch", "node": id, "seq": n, "final": bool, "t": unix, "cpu": s, "clock": s,
-  "users": n, "tracks": {track: {"n", "errors", "failures": {kind: n}, "us": [...], "hdr": str}}}`
+- `{"type": "batch", "node": id, "seq": n, "final": bool, "t": unix, "cpu": s, "busy": s | null,
+  "clock": s, "users": n, "tracks": {track: {"n", "errors", "failures": {kind: n}, "us": [...], "hdr": str}}}`
   every report interval from every node (a local runner, or each worker of a master);
   `cpu` and `clock` are the node's cumulative CPU seconds and monotonic clock, so gate can tell
-  how busy each load generator was over any interval;
+  how busy each load generator was over any interval; `busy` adds the time its event loop waited
+  for a CPU (Linux `/proc/self/schedstat`): on a crowded machine a generator that wants a whole
+  core but gets a third of one is just as saturated as one that uses a whole core;
 - `{"type": "done", "t": unix}` after every node's final batch;
 - `{"type": "error", "message": str}` when the run cannot go on.
 
@@ -67,7 +69,9 @@ class BatchBuilder:
         if latency_ms is not None:
             batch.latencies_us.append(max(HDR_MIN_US, round(latency_ms * 1000.0)))
 
-    def take(self, *, final: bool, t: float, cpu: float, clock: float, users: int) -> dict[str, Any]:
+    def take(
+        self, *, final: bool, t: float, cpu: float, clock: float, users: int, busy: float | None = None
+    ) -> dict[str, Any]:
         """The batch so far as a record; starts a new one."""
         current, self._current = self._current, {t_: _TrackBatch() for t_ in self.tracks}
         tracks: dict[str, Any] = {}
@@ -94,10 +98,21 @@ class BatchBuilder:
             "final": final,
             "t": t,
             "cpu": cpu,
+            "busy": busy,
             "clock": clock,
             "users": users,
             "tracks": tracks,
         }
+
+
+def sched_busy() -> float | None:
+    """Seconds this thread ran on a CPU plus seconds it waited for one, or None off Linux."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            run_ns, wait_ns, _slices = fh.read().split()
+    except (OSError, ValueError):
+        return None
+    return (int(run_ns) + int(wait_ns)) / 1e9
 
 
 def dump(record: dict[str, Any]) -> str:

@@ -5,9 +5,12 @@ latency in a merged HDR histogram (three significant digits, microseconds), a un
 raw samples, failures by kind, and each load-generator process's CPU. From it come live
 `LoadProgress` events and the final `LoadResult`.
 
-Saturation: a load generator that spends more than `plan.saturation_cpu` of a core over any
+Saturation: a load generator that needs more than `plan.saturation_cpu` of a core over any
 `SATURATION_WINDOW` seconds measures its own queueing, not the service; the result is flagged
-`saturated` and its evidence carries the flag, which the judge turns into Inconclusive.
+`saturated` and its evidence carries the flag, which the judge turns into Inconclusive. "Needs" is
+the time its event loop ran on a CPU plus the time it waited for one (Linux schedstat; CPU time
+alone elsewhere): on a crowded machine a generator that gets a third of a core while wanting all of
+it delays its own requests just as much as one that uses a whole core.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class LoadProgress:
     cpu: float
     """The busiest load-generator process's recent share of one core."""
     saturated: bool
+    demand: float = 0.0
+    """The busiest load-generator process's recent need for a core (on a CPU or waiting for one)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +65,7 @@ class LoadProgress:
             "duration": self.duration,
             "users": self.users,
             "cpu": round(self.cpu, 3),
+            "demand": round(self.demand, 3),
             "saturated": self.saturated,
             "tracks": {
                 t: {"requests": p.requests, "errors": p.errors, "rps": round(p.rps, 1), "p95": p.p95}
@@ -122,6 +128,8 @@ class NodeCpu:
     peak: float
     seconds: float = 0.0
     """CPU seconds the process used from its start (imports included) to its final batch."""
+    demand: float = 0.0
+    """Peak sustained share of a core it needed: on a CPU or waiting for one (>= peak)."""
 
 
 @dataclass
@@ -148,6 +156,11 @@ class LoadResult:
         """The busiest load-generator process's peak sustained share of one core."""
         return max((n.peak for n in self.nodes.values()), default=0.0)
 
+    @property
+    def generator_demand(self) -> float:
+        """The busiest load-generator process's peak sustained need for a core (running or waiting)."""
+        return max((n.demand for n in self.nodes.values()), default=0.0)
+
     def evidence(self, objectives: Iterable[HasSli], library: SliLibrary) -> Evidence:
         """Judge evidence (source synthetic, both tracks) for the objectives the load can measure."""
         from gate.drivers.load.evidence import load_evidence
@@ -161,8 +174,14 @@ class LoadResult:
             "saturated": self.saturated,
             "saturation_reason": self.saturation_reason,
             "generator_cpu": round(self.generator_cpu, 3),
+            "generator_demand": round(self.generator_demand, 3),
             "nodes": {
-                k: {"mean": round(v.mean, 3), "peak": round(v.peak, 3), "cpu_seconds": round(v.seconds, 3)}
+                k: {
+                    "mean": round(v.mean, 3),
+                    "peak": round(v.peak, 3),
+                    "demand": round(v.demand, 3),
+                    "cpu_seconds": round(v.seconds, 3),
+                }
                 for k, v in self.nodes.items()
             },
             "tracks": {t: r.summary() for t, r in self.tracks.items()},
@@ -224,6 +243,7 @@ class Aggregator:
         self.plan = plan
         self.tracks = {t: _TrackAgg(plan.max_samples, seed + i) for i, t in enumerate(TRACKS)}
         self.cpu: dict[str, list[tuple[float, float]]] = {}  # node -> (its clock, its cpu seconds)
+        self.busy: dict[str, list[tuple[float, float]]] = {}  # node -> (its clock, cpu + runqueue seconds)
         self.users: dict[str, int] = {}
         self.started_at: float | None = None
         self.ended_at: float | None = None
@@ -252,17 +272,26 @@ class Aggregator:
             part = tracks.get(track)
             if isinstance(part, dict):
                 agg.add(part, now)
-        self.cpu.setdefault(node, []).append((float(record["clock"]), float(record["cpu"])))
+        clock, cpu, busy = float(record["clock"]), float(record["cpu"]), record.get("busy")
+        self.cpu.setdefault(node, []).append((clock, cpu))
+        # Without schedstat, CPU time is all we know of the need.
+        self.busy.setdefault(node, []).append((clock, float(busy) if busy is not None else cpu))
         self.users[node] = int(record.get("users", 0))
 
     # -- CPU and saturation ------------------------------------------------------------------------
     def node_cpu(self) -> dict[str, NodeCpu]:
-        return {node: _cpu_of(points) for node, points in self.cpu.items() if len(points) >= 2}
+        out = {}
+        for node, points in self.cpu.items():
+            if len(points) >= 2:
+                mean, peak = _shares(points)
+                _, demand = _shares(self.busy[node])
+                out[node] = NodeCpu(mean=mean, peak=peak, seconds=points[-1][1], demand=max(demand, peak))
+        return out
 
-    def recent_cpu(self) -> float:
-        """The busiest process's share of a core over the last second or more."""
+    def recent_cpu(self, *, demand: bool = False) -> float:
+        """The busiest process's share of a core (or need for one) over the last second or more."""
         shares = []
-        for points in self.cpu.values():
+        for points in (self.busy if demand else self.cpu).values():
             if len(points) < 2:
                 continue
             c1, u1 = points[-1]
@@ -277,14 +306,20 @@ class Aggregator:
 
     def saturation(self) -> tuple[bool, str]:
         limit = self.plan.saturation_cpu
-        busiest = max(self.node_cpu().items(), key=lambda kv: kv[1].peak, default=None)
+        busiest = max(self.node_cpu().items(), key=lambda kv: kv[1].demand, default=None)
         if busiest is None:
             return False, ""
         node, cpu = busiest
-        if cpu.peak >= limit:
+        if cpu.demand >= limit:
+            waited = (
+                f", {cpu.demand - cpu.peak:.0%} waiting for a CPU another process held"
+                if cpu.demand - cpu.peak >= 0.05
+                else ""
+            )
             return True, (
-                f"load generator {node} used {cpu.peak:.0%} of a core (limit {limit:.0%}): "
-                "it measured its own queueing, not the service; add workers or lower users"
+                f"load generator {node} needed {cpu.demand:.0%} of a core (limit {limit:.0%}; "
+                f"{cpu.peak:.0%} on a CPU{waited}): it measured its own queueing, not the service; "
+                "add workers, lower users or give the generator its own core"
             )
         return False, ""
 
@@ -307,6 +342,7 @@ class Aggregator:
             users=sum(self.users.values()),
             tracks=tracks,
             cpu=self.recent_cpu(),
+            demand=self.recent_cpu(demand=True),
             saturated=self.saturation()[0],
         )
 
@@ -339,13 +375,14 @@ class Aggregator:
         )
 
 
-def _cpu_of(points: list[tuple[float, float]]) -> NodeCpu:
-    """Mean share over the whole run and the peak share over any `SATURATION_WINDOW` seconds."""
+def _shares(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Mean share of a core over the whole run, and the peak over any `SATURATION_WINDOW` seconds,
+    from (clock, cumulative seconds) points."""
     (c_first, u_first), (c_last, u_last) = points[0], points[-1]
     span = c_last - c_first
     mean = (u_last - u_first) / span if span > 0 else 0.0
     if span <= SATURATION_WINDOW:
-        return NodeCpu(mean=mean, peak=mean, seconds=u_last)
+        return mean, mean
     peak = 0.0
     j = 0
     for i in range(1, len(points)):
@@ -356,7 +393,7 @@ def _cpu_of(points: list[tuple[float, float]]) -> NodeCpu:
         cj, uj = points[j]
         if ci - cj >= SATURATION_WINDOW:
             peak = max(peak, (ui - uj) / (ci - cj))
-    return NodeCpu(mean=mean, peak=max(peak, mean), seconds=u_last)
+    return mean, max(peak, mean)
 
 
 def decode_hdr(encoded: str) -> HdrHistogram:

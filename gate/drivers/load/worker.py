@@ -46,7 +46,7 @@ from locust.log import setup_logging
 from locust.runners import Runner
 
 from gate.drivers.load.plan import TRACKS, LoadPlan
-from gate.drivers.load.protocol import BatchBuilder, dump
+from gate.drivers.load.protocol import BatchBuilder, dump, sched_busy
 
 BATCH_MESSAGE = "gate_batch"
 CONNECT_TIMEOUT = 60.0
@@ -223,7 +223,12 @@ class Recorder:
         cpu = self.proc.cpu_times()
         users = self.runner.user_count if self.runner is not None else 0
         return self.builder.take(
-            final=final, t=time.time(), cpu=cpu.user + cpu.system, clock=time.monotonic(), users=users
+            final=final,
+            t=time.time(),
+            cpu=cpu.user + cpu.system,
+            busy=sched_busy(),  # gevent's loop runs on this (the main) thread
+            clock=time.monotonic(),
+            users=users,
         )
 
     def start_reporting(self) -> None:
