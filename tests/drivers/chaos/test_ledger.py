@@ -104,3 +104,28 @@ def test_actions_refuse_to_inject_without_a_ledger(monkeypatch: pytest.MonkeyPat
         chaos_actions.inject_http_fault("http://127.0.0.1:1", "a", delay_ms=10, delay_percent=150)
     with pytest.raises(ValueError, match="http"):
         chaos_actions.inject_http_fault("file:///etc/passwd", "a", delay_ms=10)
+
+
+def _record_many(path: str, tag: str, count: int) -> None:
+    ledger = FaultLedger(Path(path))
+    for i in range(count):
+        entry = ledger.record("http-proxy", f"{tag}-{i}", UNDO, {"padding": "x" * 2000})
+        ledger.mark_injected(entry)
+
+
+def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
+    """The worker records while gate recovers: whole lines only, nothing lost."""
+    import multiprocessing
+
+    path = tmp_path / "faults.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_record_many, args=(str(path), f"w{n}", 40)) for n in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4 * 40 * 2 and all(json.loads(line) for line in lines)
+    entries = FaultLedger(path).entries()
+    assert len(entries) == 160 and all(e.injected_at is not None for e in entries)
