@@ -20,20 +20,22 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here so that `gate --help` stays fast and each command module owns its imports.
-    from gate.cli import contract_cmds, learn_cmd, load_cmd
+    from gate.cli import contract_cmds, judge_cmd, learn_cmd, load_cmd
 
     contract_cmds.register(app)
     learn_cmd.register(app)
     load_cmd.register(app)
+    judge_cmd.register(app)
 
 
 _register()
 
 
 def _register_engine() -> None:
-    from gate.cli import check_cmd
+    from gate.cli import check_cmd, run_cmd
 
     check_cmd.register(app)
+    run_cmd.register(app)
 
 
 _register_engine()

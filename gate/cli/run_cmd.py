@@ -1,0 +1,297 @@
+"""`gate run CONTRACT`: a whole progressive rollout from the command line, with a live view.
+
+Every transition is recorded in the run store before it takes effect, so a run stopped in any way
+(Ctrl-C twice, a kill, a reboot) continues with `gate run CONTRACT --resume RUN_ID`. A first Ctrl-C
+rolls back (and waits until the rollback holds); `--approve RUN_ID` / `--abort RUN_ID` ask a run in
+progress (in another terminal) to resume after a hold or to roll back.
+
+Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 held, 4 failed (rolled back because the
+rollout could not be carried out: a driver, errors, the deadline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from gate.contract import ContractError, SliLibrary, load_contract
+from gate.drivers.diagnostics import Target, go_pprof
+from gate.drivers.routers import RouterError, router_for
+from gate.drivers.store import RunStore, StoreError
+from gate.engine import codec
+from gate.engine.clock import SystemClock
+from gate.engine.compose import drivers_for
+from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
+from gate.engine.plan import plan_from_contract
+from gate.engine.runner import LookOutcome, LookRequest, Runner
+
+EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "running": 3}
+EXIT_INVALID = 2
+_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add `gate run` to the `gate` application."""
+    app.command("run")(run)
+
+
+def run(
+    contract_path: Annotated[Path, typer.Argument(metavar="CONTRACT", help="The performance contract.")],
+    *,
+    store_path: Annotated[Path, typer.Option("--store", help="The run store (SQLite).")] = Path(
+        ".gate/runs.sqlite"
+    ),
+    resume: Annotated[
+        str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue a run that was stopped.")
+    ] = None,
+    approve: Annotated[
+        str | None, typer.Option("--approve", metavar="RUN_ID", help="Ask a held run to go on, then exit.")
+    ] = None,
+    abort: Annotated[
+        str | None, typer.Option("--abort", metavar="RUN_ID", help="Ask a run to roll back, then exit.")
+    ] = None,
+    prometheus: Annotated[str | None, typer.Option(help="Prometheus URL (default: the contract's).")] = None,
+    fault_proxy: Annotated[
+        str | None, typer.Option("--fault-proxy", help="Admin URL of the fault proxy (built-in faults).")
+    ] = None,
+    nginx_prefix: Annotated[
+        Path, typer.Option("--nginx-prefix", help="Directory of gate's nginx (nginx router).")
+    ] = Path(".gate/nginx"),
+    pprof: Annotated[
+        int | None,
+        typer.Option(help="On a failed canary, capture Go pprof (goroutines, heap, N-second CPU profile)."),
+    ] = None,
+    capture: Annotated[
+        list[str] | None, typer.Option(help="On a failed canary, GET this path on it and keep the answer.")
+    ] = None,
+    live: Annotated[bool, typer.Option(help="Show the live view (off: one line per transition).")] = True,
+) -> None:
+    """Carry the canary through the contract's steps: weights, mirror, load, chaos, continuous
+    analysis; promote or roll back. Exit 0 promoted, 1 rolled back, 2 invalid, 3 held, 4 failed."""
+    err = Console(stderr=True, highlight=False)
+    if approve or abort:
+        _ask(store_path, approve, abort, err)
+        return
+    try:
+        library = SliLibrary.default()
+        contract = load_contract(contract_path, library=library)
+        library = SliLibrary.default(extra=contract.spec.slis)
+        text = contract_path.read_text(encoding="utf-8")
+    except ContractError as exc:
+        for problem in exc.problems:
+            err.print(escape(str(problem)))
+        raise typer.Exit(EXIT_INVALID) from None
+    except OSError as exc:
+        err.print(f"cannot read {escape(str(contract_path))}: {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
+    if contract.spec.router is None:
+        err.print("spec.router: `gate run` moves traffic through a router; this contract names none")
+        raise typer.Exit(EXIT_INVALID)
+
+    targets: list[Target] = list(go_pprof(pprof)) if pprof else []
+    targets += [Target(f"capture-{i}", path) for i, path in enumerate(capture or [])]
+    store = RunStore(store_path)
+    try:
+        router = router_for(contract, prefix=nginx_prefix.resolve())
+        start = getattr(router, "start", None)
+        if callable(start):
+            start()  # gate's own nginx: started with the weights it had (0 on a first run)
+    except RouterError as exc:
+        err.print(f"[red]router:[/] {escape(str(exc))}")
+        store.close()
+        raise typer.Exit(EXIT_INVALID) from None
+    drivers = drivers_for(
+        contract,
+        library,
+        workdir=store_path.parent / "work",
+        prometheus_url=prometheus,
+        fault_context={"fault_proxy": fault_proxy} if fault_proxy else None,
+        diagnostics=targets or None,
+    )
+    for line in drivers.recovered:
+        err.print(f"[yellow]undone from an earlier run:[/] {escape(line)}")
+    for note in drivers.problems:
+        err.print(f"[yellow]{escape(note)}[/]")
+
+    view = LiveView(contract.metadata.name)
+    clock = SystemClock()
+    kwargs: dict[str, Any] = {
+        **drivers.runner_kwargs(),
+        "router": router,
+        "clock": clock,
+        "observer": view.on_transition,
+        "on_look": view.on_look,
+    }
+    try:
+        if resume:
+            runner = Runner(store, resume, **kwargs)
+            detail = store.run_detail(resume)
+            if detail is not None and _digest(text) != detail.meta.get("contract_sha256"):
+                err.print(
+                    "[yellow]the contract changed since the run began; the run keeps its recorded plan[/]"
+                )
+        else:
+            plan = plan_from_contract(contract, diagnostics=bool(targets))
+            runner = Runner.create(
+                store,
+                plan,
+                contract_name=contract.metadata.name,
+                service=contract.spec.service,
+                contract_text=text,
+                meta={"face": "cli", "contract_sha256": _digest(text), "router": router.describe()},
+                **kwargs,
+            )
+    except StoreError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        drivers.close()
+        store.close()
+        raise typer.Exit(EXIT_INVALID) from None
+    view.bind(runner)
+    err.print(f"run [bold]{runner.run_id}[/] · store {escape(str(store_path))} · {escape(router.describe())}")
+
+    interrupted = {"count": 0}
+
+    def on_sigint(_sig: int, _frame: FrameType | None) -> None:
+        interrupted["count"] += 1
+        if interrupted["count"] > 1:
+            raise KeyboardInterrupt
+        runner.request_soon(Abort(at=time.time(), by="gate run", reason="Ctrl-C"))
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    final: State | None = None
+    try:
+        if live:
+            with Live(view.render(), console=Console(), refresh_per_second=4, transient=False) as screen:
+                view.screen = screen
+                final = runner.run()
+                screen.update(view.render())
+        else:
+            view.console = Console(highlight=False)
+            final = runner.run()
+    except KeyboardInterrupt:
+        err.print(
+            f"[yellow]stopped; the run is recorded. Continue it (and finish any rollback) with:[/]\n"
+            f"  gate run {escape(str(contract_path))} --store {escape(str(store_path))} "
+            f"--resume {runner.run_id}"
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        drivers.close()
+        store.close()
+    if final is None:
+        raise typer.Exit(EXIT_OF["running"])
+    style = "green" if final.status == "promoted" else "red"
+    Console(highlight=False).print(f"[bold {style}]{final.status}[/]: {escape(final.reason)}")
+    raise typer.Exit(EXIT_OF.get(final.status, 4))
+
+
+def _ask(store_path: Path, approve: str | None, abort: str | None, err: Console) -> None:
+    run_id = approve or abort or ""
+    event: Abort | Resume = (
+        Resume(at=time.time(), by="gate run --approve")
+        if approve
+        else Abort(at=time.time(), by="gate run --abort")
+    )
+    with RunStore(store_path) as store:
+        try:
+            store.request(run_id, codec.dump_input(event))
+        except StoreError as exc:
+            err.print(f"[red]{escape(str(exc))}[/]")
+            raise typer.Exit(EXIT_INVALID) from None
+    err.print(
+        f"asked run {run_id} to {'resume' if approve else 'roll back'}; its runner acts on its next tick"
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LiveView:
+    """Steps, weights and verdicts of one run, redrawn on every transition and look."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.plan: Plan | None = None
+        self.state = State()
+        self.run_id = ""
+        self.look: LookOutcome | None = None
+        self.look_at: LookRequest | None = None
+        self.screen: Live | None = None
+        self.console: Console | None = None
+
+    def bind(self, runner: Runner) -> None:
+        """Follow ``runner``."""
+        self.plan, self.state, self.run_id = runner.plan, runner.state, runner.run_id
+
+    def on_transition(self, seq: int, event: Input, state: State, effects: list[Effect]) -> None:
+        """Called by the runner after each checkpoint."""
+        self.state = state
+        if self.console is not None:
+            kinds = ", ".join(e.kind for e in effects) or "-"
+            self.console.print(
+                f"#{seq} {event.kind:<12} step {state.step} weight {state.weight}% mirror {state.mirror}% "
+                f"{state.status} → {kinds}"
+            )
+        if self.screen is not None:
+            self.screen.update(self.render())
+
+    def on_look(self, request: LookRequest, outcome: LookOutcome) -> None:
+        """Called by the runner after each look."""
+        self.look, self.look_at = outcome, request
+        if self.console is not None:
+            self.console.print(f"  look {request.look}: {outcome.action} — {escape(outcome.reason)}")
+        if self.screen is not None:
+            self.screen.update(self.render())
+
+    def render(self) -> Group:
+        """The whole view."""
+        s = self.state
+        head = (
+            f"[bold]{escape(self.name)}[/] run {self.run_id} · [bold]{s.status}[/] · canary weight "
+            f"[bold]{s.weight}%[/] · mirror {s.mirror}% · looks {s.looks}"
+            + (f" · chaos [bold]{escape(s.chaos)}[/]" if s.chaos else "")
+            + (" · load running" if s.load else "")
+        )
+        steps = Table(show_header=True, expand=False, box=None)
+        steps.add_column("#")
+        steps.add_column("step")
+        steps.add_column("")
+        for i, step in enumerate(self.plan.steps if self.plan else ()):
+            if s.phase == "finished" and s.status != "promoted" and i >= s.step:
+                mark = "[dim]·[/]"
+            elif i < s.step:
+                mark = "[green]✓[/]"
+            elif i == s.step and s.phase == "stepping":
+                mark = "[yellow]held[/]" if s.status == "held" else "[cyan]▶[/]"
+            else:
+                mark = "[dim]·[/]"
+            steps.add_row(str(i + 1), escape(step.label()), mark)
+        parts: list[Any] = [head, steps]
+        if self.look is not None:
+            verdicts = Table(title=f"look {self.look_at.look if self.look_at else ''}: {self.look.action}")
+            for column in ("objective", "source", "verdict", "reason"):
+                verdicts.add_column(column, overflow="fold")
+            for v in self.look.verdicts:
+                status = str(v.get("status", ""))
+                verdicts.add_row(
+                    escape(str(v.get("objective", ""))),
+                    str(v.get("source", "")),
+                    f"[{_STYLE.get(status, '')}]{status}[/]",
+                    escape(str(v.get("reason", "")))[:300],
+                )
+            parts.append(verdicts)
+        if s.reason:
+            parts.append(f"[dim]{escape(s.reason)[:500]}[/]")
+        return Group(Panel(Group(*parts), title="gate run"))

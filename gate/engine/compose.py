@@ -1,0 +1,117 @@
+"""Compose a rollout of a contract from the real drivers (for ``gate run`` and the operator).
+
+The router comes from the caller (``gate.drivers.routers.router_for`` builds it); the rest follows
+from the contract: Prometheus for the looks, Locust for load steps, Chaos Toolkit for chaos steps
+(with the fault ledger beside the run store, so faults a killed gate left are undone on the next
+start), notifications from ``spec.policy.notify`` and diagnostics when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.contract import Contract, SliLibrary
+from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
+from gate.drivers.diagnostics import DiagnosticsCapture, Target
+from gate.drivers.notify import Notifier, channels_from_contract
+from gate.drivers.prometheus import PrometheusClient
+from gate.engine.adapters import ChaosRunner, LoadRunner
+from gate.engine.analysis import ContractAnalyst
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Drivers:
+    """Everything a ``Runner`` needs besides the store, the clock and the router."""
+
+    analyst: ContractAnalyst
+    load: LoadRunner | None
+    chaos: ChaosRunner | None
+    notifier: Notifier | None
+    diagnostics: DiagnosticsCapture | None
+    recovered: list[str] = field(default_factory=list)  # faults undone at start (left by a killed gate)
+    problems: list[str] = field(default_factory=list)  # e.g. a notification channel without its secret
+    _client: PrometheusClient | None = None
+
+    def runner_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Runner`` / ``Runner.create``."""
+        return {
+            "analyst": self.analyst,
+            "load": self.load,
+            "chaos": self.chaos,
+            "notifier": self.notifier,
+            "diagnostics": self.diagnostics,
+        }
+
+    def close(self) -> None:
+        """Stop what may still run (a run cut short): load, chaos (faults undone), the HTTP client."""
+        if self.load is not None:
+            with contextlib.suppress(Exception):
+                self.load.stop()
+        if self.chaos is not None:
+            try:
+                self.chaos.stop_all()
+            except Exception as exc:  # said loudly: a fault may be left; the ledger keeps it for next time
+                log.error("faults may remain (the ledger keeps them for the next start): %s", exc)
+        if self._client is not None:
+            self._client.close()
+
+
+def drivers_for(
+    contract: Contract,
+    library: SliLibrary,
+    *,
+    workdir: Path,
+    prometheus_url: str | None = None,
+    fault_context: dict[str, Any] | None = None,
+    diagnostics: list[Target] | None = None,
+    stable_url: str | None = None,
+    canary_url: str | None = None,
+) -> Drivers:
+    """The drivers for a rollout of ``contract``; ``workdir`` keeps the fault ledger and driver files."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = prometheus_url or contract.spec.prometheus.url
+    client = PrometheusClient(url, timeout=5.0, retries=1) if url else None
+    load = None
+    if contract.spec.load is not None:
+        load = LoadRunner(
+            contract, library, stable_url=stable_url, canary_url=canary_url, workdir=workdir / "load"
+        )
+    chaos = None
+    recovered: list[str] = []
+    if contract.spec.chaos:
+        driver = ChaosDriver(FaultLedger(workdir / "faults.ledger"), workdir=workdir / "chaos")
+        recovered = driver.recover()  # before anything else: what a killed gate left is undone first
+        chaos = ChaosRunner(driver, specs_from_contract(contract), context=fault_context)
+    channels, problems = channels_from_contract(
+        list(contract.spec.policy.notify), source=contract.metadata.name
+    )
+    notifier = (
+        Notifier(channels, defaults={"service": contract.spec.service or contract.metadata.name})
+        if channels
+        else None
+    )
+    capture = None
+    canary = canary_url or contract.spec.target.canary.url
+    if diagnostics and canary:
+        capture = DiagnosticsCapture(canary, diagnostics)
+    elif diagnostics:
+        problems.append("diagnostics asked for, but the canary has no URL (spec.target.canary.url)")
+    analyst = ContractAnalyst(
+        contract, library, client, extra_evidence=load.evidence if load is not None else None
+    )
+    return Drivers(
+        analyst=analyst,
+        load=load,
+        chaos=chaos,
+        notifier=notifier,
+        diagnostics=capture,
+        recovered=recovered,
+        problems=problems,
+        _client=client,
+    )
