@@ -163,7 +163,7 @@ def measure(
             slot = per_source.setdefault(source, {})
             for track in TRACKS:
                 found = items.get((track, source if query.rendered.per_source else None))
-                item = found if found is not None else _missing(query.rendered, track, source, span)
+                item = found if found is not None else _missing(query.rendered, track, source, span, interval)
                 slot[track] = _judge_freshness(
                     item, query, track, source, fresh=freshness, down=down, end=end, interval=interval
                 )
@@ -338,9 +338,14 @@ def _sources_of(query: _Query) -> list[Source]:
     return [s for s in SOURCES if s in query.sources]
 
 
-def _missing(rq: RenderedQuery, track: Track, source: Source, span: Window) -> Item:
+def _missing(rq: RenderedQuery, track: Track, source: Source, span: Window, interval: float) -> Item:
     where = f"track {track}" + (f", source {source}" if rq.per_source else "")
     note = f"no data for {rq.sli} ({where}) in the window: the series does not exist or has no samples"
+    if not rq.range_query and span.duration < 2 * interval:
+        note += (
+            f"; the window ({span.duration:g}s) is shorter than two scrape intervals ({2 * interval:g}s), "
+            "and increase() needs two samples in it"
+        )
     kinds: dict[str, type[Histogram] | type[Counts] | type[GaugeSeries]] = {
         "buckets": Histogram,
         "counts": Counts,

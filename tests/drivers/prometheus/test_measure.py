@@ -295,3 +295,10 @@ def test_data_of_unknown_age_is_not_evidence(prom: str, monkeypatch: pytest.Monk
     item = evidence.get("http-latency", "synthetic", "stable")
     assert item is not None and item.stale and not item.missing
     assert "age of the data could not be established" in item.note
+
+
+def test_a_window_shorter_than_two_scrapes_says_so(prom: str) -> None:
+    evidence, _ = _measure(prom, _contract("checkout"), start=END - 0.5, end=END)
+    item = evidence.get("http-latency", "synthetic", "stable")
+    assert item is not None and item.missing
+    assert "shorter than two scrape intervals" in item.note
