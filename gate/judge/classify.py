@@ -47,7 +47,7 @@ def planned_checks(obj: ObjectiveSpec, kind: str) -> list[str]:
         names.append("bound")
     if obj.max_growth is not None and kind == "gauge":
         names.append("trend")
-    if obj.max_increase is not None:
+    if obj.max_increase is not None or obj.max_decrease is not None:
         if kind == "counts":
             names.append("errors")
         else:
@@ -108,9 +108,18 @@ class _Ctx:
     """Results shared between objectives on the same evidence (e.g. one location test per SLI × source)."""
 
     @property
-    def tolerance(self) -> float:
-        """The relative tolerance: the objective's max_increase, at least the policy's no-difference band."""
-        return max(self.obj.max_increase or 0.0, self.policy.tolerance)
+    def increase_tolerance(self) -> float:
+        """Tolerated relative increase: max_increase, at least the policy's band (inf if unset)."""
+        if self.obj.max_increase is None:
+            return math.inf
+        return max(self.obj.max_increase, self.policy.tolerance)
+
+    @property
+    def decrease_tolerance(self) -> float:
+        """Tolerated relative decrease: max_decrease, at least the policy's band (inf if unset)."""
+        if self.obj.max_decrease is None:
+            return math.inf
+        return max(self.obj.max_decrease, self.policy.tolerance)
 
     def halved(self) -> _Ctx:
         """The same context with half the alpha (for a check made of two sub-tests)."""
@@ -152,9 +161,8 @@ def _verdict(obj: ObjectiveSpec, source: str, checks: list[Check]) -> Verdict:
         reason = "; ".join(c.reason for c in checks)
     else:
         reason = "; ".join(c.reason for c in decisive)
-    numbers: Numbers = {}
-    for c in reversed(decisive):  # the first decisive check's numbers win on a name clash
-        numbers.update(c.numbers)
+    # The numbers of the check that decided (each check keeps its own in `checks`).
+    numbers: Numbers = {"check": decisive[0].name, **decisive[0].numbers}
     return Verdict(
         objective=obj.key,
         sli=obj.sli,
@@ -286,7 +294,7 @@ def _trend(ctx: _Ctx, canary: Prepared) -> Check:
 
 def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
     alpha, policy = ctx.alpha, ctx.policy
-    tol = ctx.tolerance
+    tol = ctx.increase_tolerance
     if canary.kind == "histogram":
         return _histogram_location(ctx, canary, stable)
     assert canary.values is not None and stable.values is not None
@@ -330,7 +338,13 @@ def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         f"interval {fmt.factor(1 + lo)}–{fmt.factor(1 + hi)}), z {rt.z:.2f} vs boundary {rt.boundary:.2f}"
     )
     return _decide_change(
-        "location", (change, lo, hi), significant=rt.significant_up, tol=tol, desc=desc, numbers=numbers
+        "location",
+        (change, lo, hi),
+        up=rt.significant_up,
+        down=rt.significant_down,
+        ctx=ctx,
+        desc=desc,
+        numbers=numbers,
     )
 
 
@@ -348,7 +362,8 @@ def _histogram_location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         "effect_size": rt.auc,
         "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket edges",
     }
-    if check.status == Status.FAIL and not rt.significant_up:
+    significant = rt.significant_up if check.numbers.get("direction") == "up" else rt.significant_down
+    if check.status == Status.FAIL and not significant:
         return check.model_copy(
             update={
                 "status": Status.INCONCLUSIVE,
@@ -367,7 +382,7 @@ def _tail(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         return _tail_buckets(ctx, q, (bounds, cc, sc), name="tail")
     qc = quantile_interval(canary, q, alpha, policy.design_requests)
     qs = quantile_interval(stable, q, alpha, policy.design_requests)
-    tol = ctx.tolerance
+    tol = ctx.increase_tolerance
     if qc.estimate > 0 and qs.estimate > 0:
         # Log ratio of the quantiles; each side's interval gives its standard error (asymmetric sides kept).
         est = math.log(qc.estimate / qs.estimate)
@@ -402,7 +417,9 @@ def _tail(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         f"{fmt.factor(1 + change)} ({fmt.confidence(alpha)} interval "
         f"{fmt.factor(1 + lo)}–{fmt.factor(1 + hi)})"
     )
-    return _decide_change("tail", (change, lo, hi), significant=lo > 0, tol=tol, desc=desc, numbers=numbers)
+    return _decide_change(
+        "tail", (change, lo, hi), up=lo > 0, down=hi < 0, ctx=ctx, desc=desc, numbers=numbers
+    )
 
 
 def _log_gap(a: float, b: float) -> float:
@@ -415,10 +432,10 @@ def _log_gap(a: float, b: float) -> float:
 def _tail_buckets(
     ctx: _Ctx, q: float, aligned: tuple[np.ndarray, np.ndarray, np.ndarray], *, name: str
 ) -> Check:
+    """Quantiles compared edge to edge: fail only if canary's lowest possible value beats stable's highest."""
     obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
     bounds, cc, sc = aligned
-    """Quantiles compared edge to edge: fail only if canary's lowest possible value beats stable's highest."""
-    tol = ctx.tolerance
+    inc, dec = ctx.increase_tolerance, ctx.decrease_tolerance
     qc = histogram_quantile(bounds, cc, q, alpha / 2, policy.design_requests)
     qs = histogram_quantile(bounds, sc, q, alpha / 2, policy.design_requests)
     numbers: Numbers = {
@@ -429,7 +446,7 @@ def _tail_buckets(
         "canary_upper": qc.upper,
         "stable_lower": qs.lower,
         "stable_upper": qs.upper,
-        "tolerance": tol,
+        "tolerance": inc if math.isfinite(inc) else dec,
         "n_canary": qc.n,
         "n_stable": qs.n,
         "confidence": 1 - alpha,
@@ -441,34 +458,27 @@ def _tail_buckets(
         f"{_qname(q)} canary in {fmt.interval(qc.lower, qc.upper, unit)}, stable in "
         f"{fmt.interval(qs.lower, qs.upper, unit)} (bucket edges, {fmt.confidence(alpha)})"
     )
-    if qc.lower >= qs.upper * (1 + tol) and qc.lower > 0:
-        return Check(
-            name=name,
-            kind="regression",
-            status=Status.FAIL,
-            numbers=numbers,
-            reason=f"{desc}: canary is above stable by more than {fmt.pct(tol)} even at bucket resolution",
-        )
-    if qc.upper <= qs.lower * (1 + tol):
-        return Check(
-            name=name,
-            kind="regression",
-            status=Status.PASS,
-            numbers=numbers,
-            reason=f"{desc}: canary is within {fmt.pct(tol)} of stable even at bucket resolution",
-        )
-    return Check(
-        name=name,
-        kind="regression",
-        status=Status.INCONCLUSIVE,
-        numbers=numbers,
-        reason=f"not yet conclusive: {desc}; the buckets cannot separate a change of {fmt.pct(tol)}",
-    )
+    band = _band(inc, dec)
+    if math.isfinite(inc) and qc.lower > 0 and qc.lower >= qs.upper * (1 + inc):
+        numbers["direction"] = "up"
+        reason = f"{desc}: canary is above stable by more than {fmt.pct(inc)} even at bucket resolution"
+        return Check(name=name, kind="regression", status=Status.FAIL, numbers=numbers, reason=reason)
+    if math.isfinite(dec) and qc.upper < qs.lower * (1 - dec):
+        numbers["direction"] = "down"
+        reason = f"{desc}: canary is below stable by more than {fmt.pct(dec)} even at bucket resolution"
+        return Check(name=name, kind="regression", status=Status.FAIL, numbers=numbers, reason=reason)
+    ok_up = not math.isfinite(inc) or qc.upper <= qs.lower * (1 + inc)
+    ok_down = not math.isfinite(dec) or qc.lower >= qs.upper * (1 - dec)
+    if ok_up and ok_down:
+        reason = f"{desc}: canary is within {band} of stable even at bucket resolution"
+        return Check(name=name, kind="regression", status=Status.PASS, numbers=numbers, reason=reason)
+    reason = f"not yet conclusive: {desc}; the buckets cannot separate a change of {band}"
+    return Check(name=name, kind="regression", status=Status.INCONCLUSIVE, numbers=numbers, reason=reason)
 
 
 def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
     alpha, policy = ctx.alpha, ctx.policy
-    tol = ctx.tolerance
+    tol = ctx.increase_tolerance
     rc = compare_ratios(canary.errors, canary.total, stable.errors, stable.total, alpha=alpha / 2)
     ci = ratio_interval(canary.errors, canary.total, alpha / 4, policy.design_requests, 0.01)
     si = ratio_interval(stable.errors, stable.total, alpha / 4, policy.design_requests, 0.01)
@@ -528,39 +538,40 @@ def _decide_change(
     name: str,
     estimate: tuple[float, float, float],
     *,
-    significant: bool,
-    tol: float,
+    up: bool,
+    down: bool,
+    ctx: _Ctx,
     desc: str,
     numbers: Numbers,
 ) -> Check:
-    """Fail on a significant worsening beyond the tolerance; pass when the whole interval is within it."""
-    change, _, hi = estimate
-    if significant and change > tol:
-        return Check(
-            name=name,
-            kind="regression",
-            status=Status.FAIL,
-            numbers=numbers,
-            reason=f"{desc}: significantly worse, beyond the tolerated +{fmt.pct(tol)}",
-        )
-    if hi <= tol:
-        return Check(
-            name=name,
-            kind="regression",
-            status=Status.PASS,
-            numbers=numbers,
-            reason=f"{desc}: within the tolerated +{fmt.pct(tol)}",
-        )
-    tail = (
-        "significant but within tolerance so far" if significant else "interval still straddles the tolerance"
+    """Fail on a significant change beyond its tolerance; pass when the whole interval is within both."""
+    change, lo, hi = estimate
+    inc, dec = ctx.increase_tolerance, ctx.decrease_tolerance
+    band = _band(inc, dec)
+    if up and change > inc:
+        reason = f"{desc}: significantly worse, beyond the tolerated +{fmt.pct(inc)}"
+        return Check(name=name, kind="regression", status=Status.FAIL, numbers=numbers, reason=reason)
+    if down and -change > dec:
+        reason = f"{desc}: significantly lower, beyond the tolerated -{fmt.pct(dec)}"
+        return Check(name=name, kind="regression", status=Status.FAIL, numbers=numbers, reason=reason)
+    if hi <= inc and lo >= -dec:
+        reason = f"{desc}: within the tolerated {band}"
+        return Check(name=name, kind="regression", status=Status.PASS, numbers=numbers, reason=reason)
+    why = (
+        "significant but within tolerance so far"
+        if (up or down)
+        else "interval still straddles the tolerance"
     )
-    return Check(
-        name=name,
-        kind="regression",
-        status=Status.INCONCLUSIVE,
-        numbers=numbers,
-        reason=f"not yet conclusive: {desc}; {tail} (+{fmt.pct(tol)})",
-    )
+    reason = f"not yet conclusive: {desc}; {why} ({band})"
+    return Check(name=name, kind="regression", status=Status.INCONCLUSIVE, numbers=numbers, reason=reason)
+
+
+def _band(inc: float, dec: float) -> str:
+    parts = [
+        f"+{fmt.pct(inc)}" if math.isfinite(inc) else "",
+        f"-{fmt.pct(dec)}" if math.isfinite(dec) else "",
+    ]
+    return " / ".join(p for p in parts if p)
 
 
 def _memo(ctx: _Ctx, key: tuple[object, ...], compute: Callable[[], RankTest]) -> RankTest:

@@ -7,12 +7,19 @@ seconds for latencies, plain numbers otherwise. Nothing here computes a verdict.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from gate.contract.errors import ContractError, Problem
+from gate.contract.models import Objective, Policy
+from gate.contract.pydantic_errors import problems_from_validation
+from gate.contract.yamlsrc import Source as YamlSource
+from gate.contract.yamlsrc import parse_yaml
 
 Source = Literal["synthetic", "shadow", "production"]
 Track = Literal["stable", "canary"]
@@ -175,3 +182,91 @@ class Evidence(BaseModel):
                     if mine is None or _richness(item) >= _richness(mine):
                         slot[track] = item
         return Evidence.model_construct(slis=merged)  # both sides were validated already
+
+
+MAX_OBJECTIVES = 64
+
+
+class EvidenceDocument(Evidence):
+    """The `gate judge` file: objectives in the contract's syntax, an optional policy, and the evidence.
+
+    ```yaml
+    objectives:
+      - {sli: http-latency, quantile: 0.95, max: 220ms, maxIncrease: 10%, critical: true}
+    policy: {confidence: 99%}
+    slis:
+      http-latency:
+        synthetic:
+          stable: {kind: samples, values: [0.101, 0.097, ...]}
+          canary: {kind: histogram, bounds: [0.1, 0.25, .inf], counts: [420, 960, 1000]}
+    ```
+    """
+
+    objectives: list[Objective] = Field(default_factory=list, max_length=MAX_OBJECTIVES)
+    policy: Policy | None = None
+    units: dict[SliName, Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=dict, max_length=MAX_SLIS
+    )
+    """Optional unit per SLI ("seconds", "ratio", ...) for the reasons in words; known SLIs need none."""
+
+
+def evidence_json_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of the evidence file `gate judge` reads."""
+    schema = EvidenceDocument.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://perfgate.dev/schemas/v1alpha1/evidence.json",
+        **schema,
+        "title": "Evidence",
+    }
+
+
+MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_YAML_BYTES = 1024 * 1024
+
+
+def parse_evidence(text: str, filename: str = "<evidence>") -> EvidenceDocument:
+    """Validate an evidence file's text (JSON or YAML); `ContractError` lists every problem with its place.
+
+    JSON (up to 64 MiB) suits raw samples; YAML (up to 1 MiB) is read with the contract's guarded
+    parser, so problems carry line and column.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        if size > MAX_JSON_BYTES:
+            raise ContractError(
+                [Problem(filename, None, None, "", "evidence is larger than 64 MiB; send histograms")]
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ContractError(
+                [Problem(filename, exc.lineno, exc.colno, "", f"JSON syntax: {exc.msg}")]
+            ) from None
+        except RecursionError:
+            raise ContractError([Problem(filename, None, None, "", "JSON nested too deeply")]) from None
+        source = YamlSource(filename=filename, data=data, tree=None)
+    else:
+        if size > MAX_YAML_BYTES:
+            msg = "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 64 MiB) or as histograms"
+            raise ContractError([Problem(filename, None, None, "", msg)])
+        source = parse_yaml(text, filename)
+    if not isinstance(source.data, dict):
+        raise ContractError([source.problem([], "evidence is a mapping with objectives, policy and slis")])
+    try:
+        document = EvidenceDocument.model_validate(source.data)
+    except ValidationError as exc:
+        raise ContractError(problems_from_validation(source, exc)) from None
+    seen: dict[str, int] = {}
+    problems = []
+    for i, objective in enumerate(document.objectives):
+        if objective.key in seen:
+            msg = (
+                f"objective key {objective.key!r} repeats objectives[{seen[objective.key]}]; give one a `key`"
+            )
+            problems.append(source.problem(["objectives", i], msg))
+        seen.setdefault(objective.key, i)
+    if problems:
+        raise ContractError(problems)
+    return document

@@ -8,14 +8,15 @@ false Fail anywhere, at any look, stays below alpha.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
+from gate.contract.models import Objective, Policy
 from gate.judge import represent
 from gate.judge.classify import classify
 from gate.judge.decide import decide
 from gate.judge.describe import describe
 from gate.judge.evidence import TRACKS, Evidence, Source, Track
-from gate.judge.spec import JudgePolicy, ObjectiveSpec
+from gate.judge.spec import JudgePolicy, ObjectiveSpec, from_contract, judge_policy
 from gate.judge.transform import Prepared, prepare
 from gate.judge.verdict import Comparison, Comparisons, Judgement, Status, Verdict
 
@@ -23,15 +24,20 @@ Getter = Callable[[str, Source, Track], Prepared | None]
 
 
 def judge(
-    objectives: Iterable[ObjectiveSpec],
+    objectives: Iterable[ObjectiveSpec | Objective],
     evidence: Evidence,
-    policy: JudgePolicy | None = None,
+    policy: JudgePolicy | Policy | None = None,
     *,
     final: bool = False,
+    units: Mapping[str, str] | None = None,
 ) -> Judgement:
-    """Judge the evidence against the objectives; `final` marks the last look of a step."""
-    policy = policy or JudgePolicy()
-    objs = list(objectives)
+    """Judge the evidence against the objectives; `final` marks the last look of a step.
+
+    Objectives and policy may be the contract's own models or the judge's specs; `units` maps an SLI
+    name to its unit ("seconds", "ratio", ...) for the reasons in words.
+    """
+    policy = judge_policy(policy) if isinstance(policy, Policy) else (policy or JudgePolicy())
+    objs = from_contract(objectives, units)
     cells = sum(len(o.sources) for o in objs)
     alpha_cell = policy.alpha / max(cells, 1)
     prepared: dict[tuple[str, Source, Track], Prepared | None] = {}

@@ -1,15 +1,18 @@
 """What the judge needs to know about objectives and the policy, independent of how a contract spells it.
 
-`ObjectiveSpec` and `JudgePolicy` are the judge's own small input types; `from_contract` adapters turn
-the contract's models into them, so the statistics never depend on the contract's surface syntax.
+`ObjectiveSpec` and `JudgePolicy` are the judge's own small input types; `objective_spec`,
+`judge_policy` and `from_contract` turn the contract's models into them, so the statistics never depend
+on the contract's surface syntax.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from gate.contract.models import Objective, Policy
 from gate.judge.evidence import SOURCES, Source
 
 OnInconclusive = Literal["hold", "rollback"]
@@ -27,6 +30,8 @@ class ObjectiveSpec:
     min: float | None = None
     max_increase: float | None = None
     """Relative to stable: canary may be at most (1 + max_increase) × stable."""
+    max_decrease: float | None = None
+    """Relative to stable: canary may be no less than (1 - max_decrease) × stable (throughput-like SLIs)."""
     max_growth: float | None = None
     """For gauges: the largest tolerated trend, in units per second."""
     critical: bool = False
@@ -53,7 +58,7 @@ class ObjectiveSpec:
     @property
     def relative(self) -> bool:
         """Does it compare canary with stable?"""
-        return self.max_increase is not None
+        return self.max_increase is not None or self.max_decrease is not None
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,44 @@ class JudgePolicy:
     def alpha(self) -> float:
         """The error budget shared by all objectives × sources × looks."""
         return 1.0 - self.confidence
+
+
+def objective_spec(objective: Objective, unit: str = "") -> ObjectiveSpec:
+    """The judge's view of a contract objective (`unit` from its SLI template, e.g. "seconds")."""
+    return ObjectiveSpec(
+        key=objective.key or objective.default_key(),
+        sli=objective.sli,
+        quantile=objective.quantile,
+        max=objective.max,
+        min=objective.min,
+        max_increase=objective.max_increase,
+        max_decrease=objective.max_decrease,
+        max_growth=objective.max_growth,
+        critical=objective.critical,
+        sources=tuple(objective.sources),
+        min_requests=objective.min_evidence.requests,
+        min_duration=objective.min_evidence.duration,
+        unit=unit,
+    )
+
+
+def judge_policy(policy: Policy) -> JudgePolicy:
+    """The judge's view of a contract policy."""
+    return JudgePolicy(
+        confidence=policy.confidence,
+        tolerance=policy.tolerance,
+        on_inconclusive=policy.on_inconclusive,
+        failure_limit=policy.failure_limit,
+        inconclusive_limit=policy.inconclusive_limit,
+        error_limit=policy.error_limit,
+    )
+
+
+def from_contract(
+    objectives: Iterable[ObjectiveSpec | Objective], units: Mapping[str, str] | None = None
+) -> list[ObjectiveSpec]:
+    """Objectives of either kind as ObjectiveSpecs; `units` maps SLI name to unit."""
+    units = units or {}
+    return [
+        o if isinstance(o, ObjectiveSpec) else objective_spec(o, units.get(o.sli, "")) for o in objectives
+    ]

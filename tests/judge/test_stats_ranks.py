@@ -45,7 +45,7 @@ def test_shift_interval_matches_rank_inversion_at_the_same_critical_value() -> N
     rt = ranks.mann_whitney_samples(c, s, 0.01, 1000)
     diffs = np.sort((c[:, None] - s[None, :]).ravel())
     sd = math.sqrt(200 * 200 * 401 / 12)
-    k = int(math.floor(200 * 200 / 2 - rt.boundary * sd))
+    k = math.floor(200 * 200 / 2 - rt.boundary * sd)
     # the lower end is the k-th smallest pairwise difference (Bauer 1972), up to bisection precision
     assert rt.shift_lower == pytest.approx(float(diffs[k]), abs=0.01)
     assert rt.shift_upper == pytest.approx(float(diffs[-k - 1]), abs=0.01)

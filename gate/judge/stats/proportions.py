@@ -76,7 +76,7 @@ def compare_ratios(
     stable_total: float,
     *,
     alpha: float,
-    k_opt: float = 60.0,
+    k_opt: float = 30.0,
 ) -> RatioComparison:
     """Always-valid comparison of two error ratios via the canary's share of all errors."""
     k = canary_errors + stable_errors

@@ -49,6 +49,11 @@ class RankTest:
         """Canary significantly larger than stable."""
         return self.z >= self.boundary
 
+    @property
+    def significant_down(self) -> bool:
+        """Canary significantly smaller than stable."""
+        return self.z <= -self.boundary
+
 
 def sketch(sorted_values: FloatArray, size: int) -> tuple[FloatArray, float]:
     """Evenly spaced order statistics of a sorted sample and the weight each one stands for."""
