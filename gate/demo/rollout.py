@@ -8,7 +8,6 @@ reports what happens as it happens.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +15,9 @@ from typing import Any
 
 from gate.contract import Contract, SliLibrary
 from gate.demo.topology import Topology
-from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
-from gate.drivers.prometheus import PrometheusClient
 from gate.drivers.store import RunStore
-from gate.engine.adapters import ChaosRunner, LoadRunner
-from gate.engine.analysis import ContractAnalyst
 from gate.engine.clock import SystemClock
+from gate.engine.compose import drivers_for
 from gate.engine.machine import Effect, Input, State
 from gate.engine.plan import plan_from_contract
 from gate.engine.runner import LookOutcome, LookRequest, Runner
@@ -59,31 +55,20 @@ def build_runner(
     meta: dict[str, Any] | None = None,
 ) -> tuple[Runner, Callable[[], None]]:
     """A new run of ``contract`` against ``topology``, recorded in ``store``; and a closer that stops
-    what the drivers still run (load, chaos) — call it whatever happened."""
+    what the drivers still run (load, chaos: faults undone) — call it whatever happened."""
     if topology.router is None or topology.prometheus is None:
         raise RuntimeError("the topology is not running; start it first")
     watchers = watchers or Watchers()
     library = SliLibrary.default(extra=contract.spec.slis)
-    workdir = topology.workdir / "gate"
-    workdir.mkdir(parents=True, exist_ok=True)
-    load = LoadRunner(
+    # The engine's own composition (as `gate run` uses it), pointed at this topology's parts.
+    drivers = drivers_for(
         contract,
         library,
+        workdir=topology.workdir / "gate",
+        prometheus_url=topology.prometheus_url,
+        fault_context={"fault_proxy": topology.fault_admin_url},
         stable_url=topology.stable_url,
         canary_url=topology.canary_url,
-        workdir=workdir / "load",
-    )
-    chaos_driver = ChaosDriver(FaultLedger(workdir / "faults.ledger"), workdir=workdir / "chaos")
-    # Faults a killed demo left in this topology's ledger are undone before anything else.
-    chaos_driver.recover()
-    chaos = ChaosRunner(
-        chaos_driver, specs_from_contract(contract), context={"fault_proxy": topology.fault_admin_url}
-    )
-    analyst = ContractAnalyst(
-        contract,
-        library,
-        PrometheusClient(topology.prometheus_url, timeout=5.0, retries=1),
-        extra_evidence=load.evidence,
     )
     runner = Runner.create(
         store,
@@ -94,22 +79,11 @@ def build_runner(
         meta={"face": "demo", **(meta or {})},
         clock=clock or SystemClock(),
         router=topology.router,
-        analyst=analyst,
-        load=load,
-        chaos=chaos,
         observer=watchers.on_transition,
         on_look=watchers.on_look,
+        **drivers.runner_kwargs(),
     )
-
-    def close() -> None:
-        # The runner stops load and chaos itself when the run ends; this is for a run cut short
-        # (Ctrl-C, an error): nothing gate started may outlive the demo, and no fault may stay.
-        with contextlib.suppress(Exception):
-            load.stop()
-        with contextlib.suppress(Exception):
-            chaos.stop_all()
-
-    return runner, close
+    return runner, drivers.close
 
 
 def outcome(runner: Runner, looks: list[LookOutcome]) -> Outcome:
