@@ -13,6 +13,7 @@ path) and a method label, named by the contract's `spec.traffic.routeLabel` / `m
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate.contract import promql
 from gate.contract.sli import SliLibrary
+from gate.contract.units import format_promql_duration
 from gate.drivers.prometheus.client import PrometheusClient
 from gate.drivers.prometheus.measure import selectors_of
 
@@ -178,8 +180,6 @@ def read_production(
         promql.check_label_name(traffic.method_label),
     )
     group = ", ".join(["le", route_key, method_key, *rendered.by])
-    from gate.contract.units import format_promql_duration
-
     window = format_promql_duration(end - start)
     samples = client.query(f"sum by ({group}) (increase({selector}[{window}]))", at=end)
 
@@ -190,6 +190,8 @@ def read_production(
         try:
             le = float(sample.labels.get("le", ""))
         except ValueError:
+            continue
+        if math.isnan(le) or le == -math.inf:
             continue
         if not math.isfinite(sample.value) or sample.value < 0:
             continue  # empty buckets stay: their bounds place the quantiles
@@ -204,7 +206,8 @@ def read_production(
         if requests <= 0:
             continue
         bounds = sorted(per_le)
-        cumulative = [per_le[b] for b in bounds]
+        # increase() extrapolates each bucket on its own: restore the cumulative order it may break.
+        cumulative = list(itertools.accumulate((per_le[b] for b in bounds), max))
         routes.append(
             RouteTraffic(
                 method=method,

@@ -84,7 +84,7 @@ spec:
     tasks:            # the scenario
       - {name: place-order, weight: 3, post: /orders, json: {sku: A-1, qty: 1}}   # the money path
       - name: list-orders    # first page
-        weight: "1"
+        weight: 1            # was 1 before learning
         get: /orders
       - {name: deep-page, weight: 1,   get: "/orders?offset=10000"}
       - name: item
@@ -151,7 +151,7 @@ def test_cli_write_changes_only_the_weights(prom: str, tmp_path: Path) -> None:
     written = path.read_text()
     expected = (
         original.replace("weight: 3, post", "weight: 17, post")
-        .replace('weight: "1"', "weight: 14")
+        .replace("weight: 1            #", "weight: 14            #")
         .replace("weight: 1,   get", "weight: 14,   get")
         .replace("      - name: item\n", "      - weight: 55\n        name: item\n")
         .replace("weight: 2, get: /v1/legacy", "weight: 0, get: /v1/legacy")
@@ -302,3 +302,18 @@ def test_evidence_keys_keep_routes_apart() -> None:
     }
     assert len(keys) == 4
     assert evidence_key(Objective(sli="http-latency", max=1.0)) == "http-latency"
+
+
+def test_rewrite_replaces_quoted_and_commented_weights_in_place() -> None:
+    text = (
+        "spec:\n  load:\n    tasks:\n"
+        "      - {name: a, weight: '3', get: /a}   # a\n"
+        '      - name: b\n        weight: "12" # b\n        get: /b\n'
+        "      - {name: c, weight: 1}\n"
+    )
+    assert rewrite_weights(text, {0: 40, 1: 5, 2: 55}) == (
+        "spec:\n  load:\n    tasks:\n"
+        "      - {name: a, weight: 40, get: /a}   # a\n"
+        "      - name: b\n        weight: 5 # b\n        get: /b\n"
+        "      - {name: c, weight: 55}\n"
+    )
