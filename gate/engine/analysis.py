@@ -10,7 +10,7 @@ error); stale or missing data is evidence marked so, which the judge turns into 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from gate.contract import Contract, SliLibrary
 from gate.drivers.prometheus import PrometheusClient, measure
@@ -87,10 +87,15 @@ def outcome_of(judgement: Judgement, evidence: Evidence) -> LookOutcome:
         )
         for v in judgement.verdicts
     ]
+    statuses = {v.status for v in judgement.verdicts}
+    basis: Literal["evidence", "inconclusive", "errors"] = "evidence"
+    if judgement.decision.action == "rollback" and Status.FAIL not in statuses:
+        basis = "errors" if Status.ERROR in statuses else "inconclusive"
     return LookOutcome(
         action=judgement.decision.action,
         reason=judgement.decision.reason,
-        errors=any(v.status == Status.ERROR for v in judgement.verdicts),
+        basis=basis,
+        errors=Status.ERROR in statuses,
         verdicts=verdicts,
         evidence=_summary(evidence),
     )

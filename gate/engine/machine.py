@@ -150,6 +150,9 @@ class Judged:
     action: Action
     reason: str
     errors: bool = False  # some verdicts were Error (could not be computed)
+    # What a rollback decision rests on: failed verdicts, or the policy on unknowns (the judge's
+    # onInconclusive at the end of a step, or errors beyond its limit).
+    basis: Literal["evidence", "inconclusive", "errors"] = "evidence"
     kind: Literal["judged"] = "judged"
 
 
@@ -433,6 +436,9 @@ def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect
     if event.look != state.looks:
         return state, []  # an answer to an older question; the newer look decides
     state = replace(state, last_action=event.action, reason=event.reason)
+    if event.action == "rollback" and event.basis != "evidence":
+        # The judge already applied the contract's limits on unknowns: nothing failed, nothing is known.
+        return _begin_rollback(plan, state, event.basis, event.reason)
     if event.action == "rollback":
         failed = state.failed + 1
         state = replace(state, failed=failed, errors=0)

@@ -94,6 +94,7 @@ class LookOutcome:
     action: Literal["promote", "hold", "rollback"]
     reason: str
     errors: bool = False
+    basis: Literal["evidence", "inconclusive", "errors"] = "evidence"
     verdicts: Sequence[dict[str, Any]] = ()
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -406,6 +407,7 @@ class Runner:
             action=outcome.action,
             reason=outcome.reason,
             errors=outcome.errors,
+            basis=outcome.basis,
         )
         return (True, "", judged, write)
 

@@ -222,6 +222,18 @@ def test_inconclusive_with_on_inconclusive_rollback_rolls_back() -> None:
     assert not d.of(CaptureDiagnostics)  # diagnostics are for evidence of failure, not for unknowns
 
 
+def test_the_judges_rollback_on_unknowns_is_not_taken_for_a_failure() -> None:
+    d = Driver(LADDER)
+    d.start()
+    d.t = 5
+    d.feed(Tick(5))
+    d.feed(Judged(5, d.state.looks, "rollback", "step ended with 2 inconclusive", basis="inconclusive"))
+    assert d.state.phase == "rolling_back" and d.state.cause == "inconclusive"
+    assert not d.of(CaptureDiagnostics)
+    d.feed(RolledBack(6))
+    assert d.state.status == "rolled_back"
+
+
 def test_prometheus_outage_holds_then_resolves_per_policy() -> None:
     # Looks fail (Prometheus unreachable) from t=15 to t=40; limit 2 errors once waiting.
     plan = replace(LADDER, policy=replace(LADDER.policy, error_limit=10))
@@ -361,6 +373,7 @@ MOVES = [
     "promote",
     "hold",
     "hold-errors",
+    "rollback-unknown",
     "rollback",
     "look-failed",
     "rolled-back",
@@ -384,6 +397,8 @@ def _event(move: str, state: State, t: float) -> Input:
             return Judged(t, look, move, move)  # type: ignore[arg-type]
         case "hold-errors":
             return Judged(t, look, "hold", "error verdicts", errors=True)
+        case "rollback-unknown":
+            return Judged(t, look, "rollback", "step ended inconclusive", basis="inconclusive")
         case "look-failed":
             return LookFailed(t, look, "down")
         case "rolled-back":

@@ -1,0 +1,140 @@
+"""`gate run` end to end: real demo services, a real Prometheus scraping them, gate's own nginx as the
+router; the CLI promotes or rolls back, exits accordingly and leaves the run in the store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gate.cli.main import app
+from gate.drivers.nginx import NginxError, NginxServer, nginx_binary
+from gate.drivers.promserver import ScrapeJob
+from gate.drivers.routers.nginx import parse_state
+from gate.drivers.store import RunStore
+from tests.support.ports import free_port, wait_port
+from tests.support.prom import live_prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _have(binary: str) -> bool:
+    try:
+        if binary == "nginx":
+            nginx_binary()
+        else:
+            subprocess.run([binary, "--version"], capture_output=True, check=True, timeout=10)
+    except (NginxError, OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(
+    not (_have("nginx") and _have("prometheus")), reason="needs nginx and prometheus (Debian packages)"
+)
+
+CONTRACT = """\
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {{name: checkout-run}}
+spec:
+  service: checkout
+  target:
+    stable: {{url: "{stable}"}}
+    canary: {{url: "{canary}"}}
+  router: {{type: nginx, port: {port}}}
+  prometheus: {{url: "{prometheus}", scrapeInterval: 1s}}
+  objectives:
+    - {{sli: http-latency, quantile: 0.95, max: 220ms, sources: [production],
+       minEvidence: {{requests: 20, duration: 1s}}}}
+  steps: {steps}
+  policy: {{interval: 1s, deadline: 2m, onInconclusive: rollback, inconclusiveLimit: 0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Stable and canary demo services and a Prometheus scraping both every second."""
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, str] = {}
+    try:
+        ports = {}
+        for track in ("stable", "canary"):
+            port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gate.demo.service", "--track", track, "--port", str(port)],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            ports[track] = port
+            urls[track] = f"http://127.0.0.1:{port}"
+        for port in ports.values():
+            wait_port(port, timeout=30)
+        job = ScrapeJob("checkout", [f"127.0.0.1:{p}" for p in ports.values()])
+        with live_prometheus(tmp_path_factory.mktemp("prom"), [job], scrape_interval=1.0) as prom:
+            urls["prometheus"] = prom.url
+            yield urls
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+
+def run_gate(tmp: Path, topology: dict[str, str], steps: str, *extra: str) -> tuple[int, str, Path, Path]:
+    port = free_port()
+    contract = tmp / "contract.yaml"
+    contract.write_text(CONTRACT.format(port=port, steps=steps, **topology))
+    store, prefix = tmp / "runs.sqlite", tmp / "nginx"
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["run", str(contract), "--store", str(store), "--nginx-prefix", str(prefix), *extra],
+            catch_exceptions=False,
+        )
+    finally:
+        NginxServer(prefix).stop()  # gate leaves its nginx serving; the test stops it by its pid file
+    return result.exit_code, result.output, store, prefix
+
+
+def test_gate_run_promotes_through_nginx_and_records_the_run(
+    tmp_path: Path, topology: dict[str, str]
+) -> None:
+    code, out, store_path, prefix = run_gate(tmp_path, topology, "[10%, pause 2s, 50%, 100%]", "--no-live")
+    assert code == 0, out
+    assert "promoted" in out
+    state = parse_state((prefix / "conf" / "nginx.conf").read_text())
+    assert state is not None and (state.canary_weight, state.mirror_percent) == (100, 0)
+    with RunStore(store_path) as store:
+        (run,) = store.list_runs()
+        assert run.status == "promoted" and run.weight == 100
+        detail = store.run_detail(run.id)
+        assert detail is not None and detail.meta["face"] == "cli"
+        assert detail.looks  # Prometheus was read while the canary had weight
+
+
+def test_gate_run_rolls_back_when_evidence_stays_inconclusive(
+    tmp_path: Path, topology: dict[str, str]
+) -> None:
+    # No production users: the production objective cannot be concluded; the policy says roll back.
+    code, out, store_path, prefix = run_gate(tmp_path, topology, "[10%, analyze 2s, 100%]")
+    assert code == 1, out
+    state = parse_state((prefix / "conf" / "nginx.conf").read_text())
+    assert state is not None and (state.canary_weight, state.mirror_percent) == (0, 0)
+    with RunStore(store_path) as store:
+        (run,) = store.list_runs()
+        assert run.status == "rolled_back"
+        detail = store.run_detail(run.id)
+        assert detail is not None and detail.state["cause"] == "inconclusive"
+        assert any(v.status == "inconclusive" for lk in detail.looks for v in lk.verdicts)
