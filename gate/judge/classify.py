@@ -480,8 +480,8 @@ def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
     alpha, policy = ctx.alpha, ctx.policy
     tol = ctx.increase_tolerance
     rc = compare_ratios(canary.errors, canary.total, stable.errors, stable.total, alpha=alpha / 2)
-    ci = ratio_interval(canary.errors, canary.total, alpha / 4, policy.design_requests, 0.01)
-    si = ratio_interval(stable.errors, stable.total, alpha / 4, policy.design_requests, 0.01)
+    ci = ratio_interval(canary.errors, canary.total, alpha / 4, policy.design_requests, 0.01, reference=False)
+    si = ratio_interval(stable.errors, stable.total, alpha / 4, policy.design_requests, 0.01, reference=False)
     diff_upper = ci.upper - si.lower
     significant = rc.e_value >= 2.0 / alpha and rc.canary_share > rc.null_share  # compared at alpha / 2
     numbers: Numbers = {

@@ -249,7 +249,9 @@ def parse_evidence(text: str, filename: str = "<evidence>") -> EvidenceDocument:
         source = YamlSource(filename=filename, data=data, tree=None)
     else:
         if size > MAX_YAML_BYTES:
-            msg = "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 64 MiB) or as histograms"
+            msg = (
+                "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 64 MiB) or histograms"
+            )
             raise ContractError([Problem(filename, None, None, "", msg)])
         source = parse_yaml(text, filename)
     if not isinstance(source.data, dict):

@@ -34,11 +34,16 @@ class RatioInterval:
     cp_upper: float
 
 
-def ratio_interval(errors: float, total: float, alpha: float, n_opt: float, center: float) -> RatioInterval:
-    """Always-valid interval for errors / total; the mixture prior is centred where decisions are made."""
+def ratio_interval(
+    errors: float, total: float, alpha: float, n_opt: float, center: float, *, reference: bool = True
+) -> RatioInterval:
+    """Always-valid interval for errors / total; the mixture prior is centred where decisions are made.
+
+    `reference` adds the fixed-sample Clopper-Pearson interval (for display; nan without it).
+    """
     a, b = beta_prior(center, n_opt, alpha)
     lo, hi = betabinom_interval(errors, total, alpha, a, b)
-    cp_lo, cp_hi = clopper_pearson(errors, total, alpha)
+    cp_lo, cp_hi = clopper_pearson(errors, total, alpha) if reference else (math.nan, math.nan)
     est = errors / total if total > 0 else math.nan
     return RatioInterval(errors, total, est, lo, hi, cp_lo, cp_hi)
 

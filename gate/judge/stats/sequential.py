@@ -139,39 +139,46 @@ def betabinom_interval(
 ) -> tuple[float, float]:
     """Always-valid bounds for a success probability, each end one-sided at level alpha.
 
-    p is excluded when the mixture e-value against it crosses the side's threshold (`side_threshold`).
-    The log e-value is convex in p with its minimum at successes/trials, so each end is found by bisection;
-    the prior's normalising terms do not depend on p and are computed once.
+    p is excluded when the mixture e-value against it crosses the side's threshold (`side_threshold`),
+    which depends on the prior mass beyond p. A first pass with the two-sided threshold log(1/alpha)
+    finds ends further out; the side thresholds taken there are at least those at the final ends
+    (the mass beyond p shrinks as p moves out), so the second pass is conservative and needs no special
+    function inside the bisection. The log e-value is convex in p with its minimum at successes/trials.
     """
     if trials <= 0:
         return 0.0, 1.0
     s, f = successes, trials - successes
     const = _lbeta(a + s, b + f) - _lbeta(a, b)
-
-    def inside(p: float, upper_end: bool) -> bool:
-        # At the lower end the data lie above p (the + side); at the upper end below it.
-        above = prior_mass_above(p, a, b)
-        thr = side_threshold(alpha, 1.0 - above if upper_end else above)
-        log_e = const - (s * math.log(p) if s else 0.0) - (f * math.log1p(-p) if f else 0.0)
-        return log_e < thr
-
     centre = min(max(s / trials, 1e-15), 1 - 1e-15)
+    two_sided = math.log(1.0 / alpha)
+    lo1, hi1 = _ends(s, f, const, centre, thr_lo=two_sided, thr_hi=two_sided)
+    thr_lo = side_threshold(alpha, prior_mass_above(lo1, a, b)) if lo1 > 0 else two_sided
+    thr_hi = side_threshold(alpha, 1.0 - prior_mass_above(hi1, a, b)) if hi1 < 1 else two_sided
+    return _ends(s, f, const, centre, thr_lo=thr_lo, thr_hi=thr_hi)
+
+
+def _ends(
+    s: float, f: float, const: float, centre: float, *, thr_lo: float, thr_hi: float
+) -> tuple[float, float]:
+    def log_e(p: float) -> float:
+        return const - (s * math.log(p) if s else 0.0) - (f * math.log1p(-p) if f else 0.0)
+
     lo = 0.0
-    if not inside(1e-15, False):
+    if log_e(1e-15) >= thr_lo:
         x0, x1 = 1e-15, centre  # outside, inside; bisect in log space for precision near 0
-        for _ in range(44):
+        for _ in range(40):
             mid = math.sqrt(x0 * x1)
-            if inside(mid, False):
+            if log_e(mid) < thr_lo:
                 x1 = mid
             else:
                 x0 = mid
         lo = x0
     hi = 1.0
-    if not inside(1 - 1e-15, True):
+    if log_e(1 - 1e-15) >= thr_hi:
         q0, q1 = 1.0 - centre, 1e-15  # on 1 - p: inside, outside
-        for _ in range(44):
+        for _ in range(40):
             mid = math.sqrt(q0 * q1)
-            if inside(1.0 - mid, True):
+            if log_e(1.0 - mid) < thr_hi:
                 q0 = mid
             else:
                 q1 = mid
