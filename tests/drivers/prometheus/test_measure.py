@@ -302,3 +302,23 @@ def test_a_window_shorter_than_two_scrapes_says_so(prom: str) -> None:
     item = evidence.get("http-latency", "synthetic", "stable")
     assert item is not None and item.missing
     assert "shorter than two scrape intervals" in item.note
+
+
+def test_the_judge_reads_this_evidence_and_never_passes_stale_data(prom: str) -> None:
+    from gate.judge import Status, judge
+
+    def verdicts(service: str) -> dict[tuple[str, str], Status]:
+        contract = parse_contract(_contract(service), filename="<test>")
+        with PrometheusClient(prom, retries=0) as client:
+            evidence = measure(contract, SliLibrary({}), client, START, END)
+        judgement = judge(contract.spec.objectives, evidence, contract.spec.policy, final=True)
+        return {(v.objective, v.source): v.status for v in judgement.verdicts}
+
+    healthy = verdicts("checkout")
+    # The canary's p95 (in the 0.5-1 s bucket) is far above 220 ms on every source: measured, failed.
+    assert {healthy[("http-latency-p95", s)] for s in ("synthetic", "shadow", "production")} == {Status.FAIL}
+    stalled = verdicts("stalled")
+    # Stale canary data and missing shadow data: never a pass, whatever the numbers.
+    assert stalled[("http-latency-p95", "synthetic")] == Status.INCONCLUSIVE
+    assert stalled[("http-latency-p95", "shadow")] == Status.INCONCLUSIVE
+    assert Status.PASS not in set(stalled.values())
