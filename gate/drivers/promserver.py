@@ -142,14 +142,17 @@ class PrometheusServer:
 
     @property
     def url(self) -> str:
+        """Base URL of the server's HTTP API."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
     def config_path(self) -> Path:
+        """Where the config in effect is written (beside the data directory)."""
         return self.data_dir.parent / f"{self.data_dir.name}.prometheus.yml"
 
     @property
     def log_path(self) -> Path:
+        """The server's stdout and stderr."""
         return self.data_dir.parent / f"{self.data_dir.name}.prometheus.log"
 
     def _check_config(self, path: Path) -> None:
@@ -209,11 +212,13 @@ class PrometheusServer:
             return False
 
     def pid(self) -> int | None:
+        """The pid of the server this object started, while it runs."""
         if self._proc is not None and self._proc.poll() is None:
             return self._proc.pid
         return None
 
     def running(self) -> bool:
+        """True while the server this object started runs."""
         return self.pid() is not None
 
     def reload(self, config: str, timeout: float = 10.0) -> None:

@@ -77,6 +77,7 @@ class OpenMetrics:
         lines += [f"{name}_total{_labels(labels)} {_num(v)} {_num(t)}" for t, v in points]
 
     def gauge(self, name: str, labels: Mapping[str, str], points: Iterable[tuple[float, float]]) -> None:
+        """`name{labels}` at each (unix seconds, value)."""
         lines = self._family(name, "gauge")
         lines += [f"{name}{_labels(labels)} {_num(v)} {_num(t)}" for t, v in points]
 
@@ -98,6 +99,7 @@ class OpenMetrics:
         lines += [f"{name}_sum{_labels(labels)} {_num(total)} {_num(t)}" for t, _, total in points]
 
     def text(self) -> str:
+        """The OpenMetrics document, `# EOF` included."""
         out: list[str] = []
         for name, (kind, lines) in self._families.items():
             out.append(f"# TYPE {name} {kind}")

@@ -157,6 +157,7 @@ class PrometheusClient:
     # ---- life cycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
     def __enter__(self) -> PrometheusClient:
