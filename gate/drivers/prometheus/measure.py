@@ -63,7 +63,7 @@ _NOTE_MAX = 900
 
 
 @dataclass
-class _Query:
+class PlannedQuery:
     """One rendered query and the evidence slots it fills."""
 
     key: str  # the SLI name under which its evidence is filed
@@ -86,9 +86,9 @@ def plan_queries(
     objectives: Sequence[Objective],
     window: float,
     scrape_interval: float,
-) -> list[_Query]:
+) -> list[PlannedQuery]:
     """The distinct queries the objectives need; objectives rendering the same PromQL share one."""
-    by_text: dict[str, _Query] = {}
+    by_text: dict[str, PlannedQuery] = {}
     keys: dict[str, str] = {}
     for objective in objectives:
         template: SliTemplate = library.with_extra(contract.spec.slis).get(objective.sli)
@@ -103,7 +103,7 @@ def plan_queries(
             raise ValueError(f"objectives filed under {key} read different series")
         query = by_text.get(rendered.promql)
         if query is None:
-            query = by_text[rendered.promql] = _Query(key, rendered, set())
+            query = by_text[rendered.promql] = PlannedQuery(key, rendered, set())
         query.sources.update(objective.sources)
     return list(by_text.values())
 
@@ -173,7 +173,7 @@ def measure(
 # ---- the freshness probes -------------------------------------------------------------------------
 
 
-def _probes(queries: list[_Query]) -> list[_Probe]:
+def _probes(queries: list[PlannedQuery]) -> list[_Probe]:
     """Every distinct vector selector the queries read, remembered per query."""
     index: dict[str, int] = {}
     probes: list[_Probe] = []
@@ -290,7 +290,7 @@ def _down_targets(client: PrometheusClient, fresh: _Fresh, end: float) -> set[tu
 
 def _judge_freshness(
     item: Item,
-    query: _Query,
+    query: PlannedQuery,
     track: Track,
     source: Source,
     *,
@@ -334,7 +334,7 @@ def _judge_freshness(
 # ---- answers to evidence --------------------------------------------------------------------------
 
 
-def _sources_of(query: _Query) -> list[Source]:
+def _sources_of(query: PlannedQuery) -> list[Source]:
     return [s for s in SOURCES if s in query.sources]
 
 
