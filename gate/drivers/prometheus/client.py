@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,7 @@ class PrometheusClient:
         self.max_points = max_points
         self.query_count = 0
         self.attempts = 0
+        self._count_lock = threading.Lock()  # the operator may share one client between threads
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.url,
@@ -285,7 +287,8 @@ class PrometheusClient:
         data_is_list: bool = False,
     ) -> Any:
         """One logical request: retried on temporary failures, the `data` of a success returned."""
-        self.query_count += 1
+        with self._count_lock:
+            self.query_count += 1
         last: TemporaryError | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -309,7 +312,8 @@ class PrometheusClient:
         method: str,
         data_is_list: bool,
     ) -> Any:
-        self.attempts += 1
+        with self._count_lock:
+            self.attempts += 1
         where = f"Prometheus at {self.url}"
         try:
             if method == "GET":
