@@ -212,12 +212,17 @@ def _ratio_bound(ctx: _Ctx, canary: Prepared) -> Check:
 def _against_bounds(
     ctx: _Ctx, est: float, lower: float, upper: float, *, what: str, numbers: Numbers, unit: str = ""
 ) -> Check:
+    """Fail when the interval is wholly beyond a bound, pass when wholly within all bounds.
+
+    Bucket-edge intervals are half-open, (lower, upper]: a quantile in the bucket above the bound's edge
+    is certainly beyond it, so there `lower == max` already fails.
+    """
     obj, alpha, unit = ctx.obj, ctx.alpha, unit or ctx.unit
-    """Fail when the interval is wholly beyond a bound, pass when wholly within all bounds."""
     iv = fmt.interval(lower, upper, unit)
     conf = fmt.confidence(alpha)
     numbers = {**numbers, "max": obj.max, "min": obj.min}
-    if obj.max is not None and lower > obj.max:
+    above = lower >= obj.max if numbers.get("resolution_limited") is True and obj.max is not None else None
+    if obj.max is not None and (above if above is not None else lower > obj.max):
         reason = (
             f"{what} {fmt.value(est, unit)} exceeds {fmt.value(obj.max, unit)}: {conf} interval {iv} is above"
         )

@@ -191,3 +191,10 @@ def test_gauge_trend_leak_fails_and_flat_passes(rng: np.random.Generator) -> Non
     obj = ObjectiveSpec(key="g", sli="goroutines", max_growth=0.0)
     assert verdict(obj, leak).status == Status.FAIL
     assert verdict(obj, flat).status == Status.PASS
+
+
+def test_histogram_quantile_in_the_bucket_above_the_bound_fails() -> None:
+    # p95 lies in (0.25, 0.5]: it is certainly above 250 ms even though the interval's lower edge equals it
+    bounds = [0.1, 0.25, 0.5, math.inf]
+    h = Histogram(bounds=bounds, counts=[5000.0, 8000.0, 10000.0, 10000.0])
+    assert verdict(ObjectiveSpec(key="h", sli="l", quantile=0.95, max=0.25), h).status == Status.FAIL
