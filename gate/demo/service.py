@@ -13,7 +13,7 @@ It follows the conventions gate documents for the services it watches:
 - ``http_request_duration_seconds`` histogram labelled ``service``, ``track``, ``traffic_source``
   (``X-Traffic-Source`` header: ``synthetic`` or ``shadow``; absent means ``production``), ``route``,
   ``method``; fine buckets (5 ms steps to 300 ms) so a p95 shift of a few per cent is visible;
-- ``http_requests_total`` by the same labels plus ``status`` (the code, e.g. ``503``);
+- ``http_requests_total`` by the same labels plus ``code`` (the status code, e.g. ``503``);
 - the ``process_*`` collector (resident memory, CPU, open files);
 - ``demo_tasks``: the number of live asyncio tasks — the Python analogue of ``go_goroutines`` — and
   ``demo_background_tasks``: those that outlive their request (zero unless the service leaks).
@@ -34,7 +34,7 @@ import random
 import signal
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -59,9 +59,11 @@ TRAFFIC_HEADER = "X-Traffic-Source"
 # Only these values become label values: a client cannot grow the metric's cardinality.
 KNOWN_SOURCES = frozenset({"synthetic", "shadow"})
 
-# 5 ms steps up to 300 ms, then coarser: a +10 % p95 shift around 60 ms spans a bucket or more.
+# 2.5 ms steps up to 150 ms, 5 ms up to 300 ms, then coarser: a +10 % shift of a p95 near 90 ms
+# spans three to four buckets, so the judge can separate it from no change.
 BUCKETS: tuple[float, ...] = (
-    *(round(0.005 * i, 3) for i in range(1, 61)),
+    *(round(0.0025 * i, 4) for i in range(1, 61)),
+    *(round(0.15 + 0.005 * i, 3) for i in range(1, 31)),
     0.35,
     0.4,
     0.5,
@@ -97,7 +99,7 @@ class Switch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency_ms: Annotated[float, Field(ge=0, le=10_000)] = 0.0
-    latency_factor: Annotated[float, Field(ge=0.1, le=20)] = 1.0
+    latency_factor: Annotated[float, Field(ge=1, le=20)] = 1.0
     error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     leak: bool = False
 
@@ -108,7 +110,7 @@ class SwitchUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency_ms: Annotated[float | None, Field(ge=0, le=10_000)] = None
-    latency_factor: Annotated[float | None, Field(ge=0.1, le=20)] = None
+    latency_factor: Annotated[float | None, Field(ge=1, le=20)] = None
     error_rate: Annotated[float | None, Field(ge=0, le=1)] = None
     leak: bool | None = None
 
@@ -213,14 +215,14 @@ class _Metrics:
         self.requests = Counter(
             "http_requests",
             "HTTP requests answered, by status code.",
-            [*labels, "status"],
+            [*labels, "code"],
             registry=self.registry,
         )
         # Resident memory, CPU and open files: the leak also shows in process_resident_memory_bytes.
         ProcessCollector(registry=self.registry)
         self.tasks = Gauge(
             "demo_tasks",
-            "Live asyncio tasks in the service (the Python analogue of go_goroutines).",
+            "Live asyncio tasks besides those answering requests now (the analogue of go_goroutines).",
             ["service", "track"],
             registry=self.registry,
         )
@@ -262,19 +264,40 @@ _UNOBSERVED = frozenset({"/metrics", "/__switch", "/healthz"})
 _HEADER_KEY = TRAFFIC_HEADER.lower().encode()
 
 
+@dataclass
+class _Load:
+    """Requests being handled right now (each holds one task; the task gauge leaves them out)."""
+
+    in_flight: int = 0
+
+
 class _Observe:
     """Times and counts every request. Plain ASGI: a fraction of the cost of ``@app.middleware``,
     which matters when Locust, production users and the mirror all hit one process."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: _Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, metrics: _Metrics, load: _Load, slowness: Callable[[], float]
+    ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
+        self.load = load
+        self.slowness = slowness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _UNOBSERVED:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.load.in_flight += 1
+        try:
+            if scope["path"] in _UNOBSERVED:
+                await self.app(scope, receive, send)
+            else:
+                await self._observed(scope, receive, send)
+        finally:
+            self.load.in_flight -= 1
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         header: str | None = None
         length = 0
@@ -292,6 +315,11 @@ class _Observe:
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
+                # A slower version is slower at everything it does: stretch the whole handling time
+                # (work, dependency call, overhead) by its factor, so +25 % is +25 % at every quantile.
+                factor = self.slowness()
+                if factor > 1.0:
+                    await asyncio.sleep((factor - 1.0) * (time.perf_counter() - start))
             await send(message)
 
         try:
@@ -312,10 +340,14 @@ def create_app(settings: Settings) -> FastAPI:
     leaked_bytes = [0]
     breaker = CircuitBreaker()
 
+    load = _Load()
+
     def live_tasks() -> float:
+        # Tasks alive besides those answering requests right now: steady under any load, growing
+        # only when tasks outlive their request (a leak). Read on the loop, when /metrics is served.
         try:
-            return float(len(asyncio.all_tasks()))
-        except RuntimeError:  # scraped outside the loop (never in practice): report the leak alone
+            return float(max(0, len(asyncio.all_tasks()) - load.in_flight))
+        except RuntimeError:  # no running loop (never in practice): report the leak alone
             return float(len(leaked))
 
     metrics = _Metrics(settings, live_tasks)
@@ -365,16 +397,21 @@ def create_app(settings: Settings) -> FastAPI:
         task.add_done_callback(leaked.discard)
 
     async def work(route: str, extra: float = 0.0) -> None:
-        """Simulated work: a lognormal service time, scaled by the version and the fault switch."""
+        """Simulated work: a lognormal service time plus the switch's added latency."""
         base = ROUTE_MEDIAN_S[route] * math.exp(rng.gauss(0.0, SIGMA)) + extra
-        factor = settings.latency_factor * switch.latency_factor
-        await asyncio.sleep(base * factor + switch.latency_ms / 1000.0)
+        await asyncio.sleep(base + switch.latency_ms / 1000.0)
         if settings.leak or switch.leak:
             _leak_one()
         if switch.error_rate > 0 and rng.random() < switch.error_rate:
             raise HTTPException(status_code=500, detail="injected fault")
 
-    app.add_middleware(_Observe, settings=settings, metrics=metrics)
+    app.add_middleware(
+        _Observe,
+        settings=settings,
+        metrics=metrics,
+        load=load,
+        slowness=lambda: settings.latency_factor * switch.latency_factor,
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -521,8 +558,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--parent", type=int, default=None, help="exit when this process id is gone")
     args = parser.parse_args(argv)
-    if not 0.1 <= args.latency_factor <= 20:
-        parser.error("--latency-factor must be within 0.1 and 20")
+    if not 1 <= args.latency_factor <= 20:
+        parser.error("--latency-factor must be within 1 and 20")
     settings = Settings(
         role=args.role,
         track=args.track or ("stable" if args.role == "app" else "none"),
