@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gate.contract import Contract, ContractError, SliLibrary, load_contract
+from gate.contract import (
+    ChaosExperiment,
+    Contract,
+    ContractError,
+    FaultExperiment,
+    FileExperiment,
+    SliLibrary,
+    load_contract,
+)
 from gate.contract.schema import schema_for, schema_kinds
 from gate.contract.sli import FORMS, Form
 from gate.contract.steps import Analyze, ChaosStep, LoadStep, Mirror, Pause, SetWeight
@@ -144,6 +152,20 @@ def describe_step(step: object, contract: Contract) -> str:
     return str(step)
 
 
+def _describe_experiment(experiment: ChaosExperiment) -> str:
+    if isinstance(experiment, FaultExperiment):
+        fault = experiment.fault
+        parts = []
+        if fault.delay is not None:
+            parts.append(f"+{format_duration(fault.delay)} on {fault.delay_percent * 100:g}% of requests")
+        if fault.abort is not None:
+            parts.append(f"{fault.abort * 100:g}% aborted with {fault.abort_status}")
+        return f"HTTP fault on {fault.target}: " + ", ".join(parts)
+    if isinstance(experiment, FileExperiment):
+        return f"Chaos Toolkit experiment {experiment.experiment}"
+    return f"inline Chaos Toolkit experiment {str(experiment.inline.get('title', ''))[:80]!r}"
+
+
 def _bound_words(contract: Contract, library: SliLibrary, key: str) -> str:
     objective = contract.objective(key)
     template = library.with_extra(contract.spec.slis).get(objective.sli)
@@ -187,6 +209,20 @@ def _explain(console: Console, contract: Contract, library: SliLibrary, window: 
         console.print(f"  {track}: {escape(where)}")
     router = spec.router.type if spec.router else "none (gate check compares the two URLs)"
     console.print(f"  router: {escape(router)}; Prometheus: {escape(spec.prometheus.url or 'none')}")
+
+    if spec.load is not None:
+        load = spec.load
+        scenario = (
+            ", ".join(f"{t.name} ×{t.weight} ({t.method} {t.path})" for t in load.tasks)
+            if load.tasks
+            else f"locustfile {load.locustfile}"
+        )
+        console.print(
+            f"  load: {load.users} users per track for {format_duration(load.duration)}: {scenario}",
+            markup=False,
+        )
+    for name, experiment in spec.chaos.items():
+        console.print(f"  chaos {name}: {_describe_experiment(experiment)}", markup=False)
 
     console.print("\n[bold]Steps[/bold]")
     if not spec.steps:

@@ -48,7 +48,9 @@ def format_path(parts: Sequence[PathPart]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + part
+            # Keys come from the file: a huge one is shortened, never echoed whole.
+            name = part if len(part) <= 60 else part[:57] + "..."
+            out += ("." if out else "") + name
     return out
 
 

@@ -216,3 +216,26 @@ def test_deep_nesting_and_many_nodes_are_refused_quickly() -> None:
     assert _check(lambda: parse_contract("a: " + "[" * 5000 + "]" * 5000, library=LIBRARY)) is None
     assert _check(lambda: parse_contract("a: [" + "1, " * 10_500 + "1]", library=LIBRARY)) is None
     assert _check(lambda: parse_contract("x" * (2 * 1024 * 1024), library=LIBRARY)) is None
+
+
+def test_huge_keys_and_values_are_never_echoed_whole() -> None:
+    huge = "k" * 50_000
+    key = "k" * 1000  # YAML limits implicit keys to 1024 characters
+    text = f"""
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {{name: x}}
+spec:
+  target: {{stable: {{url: "http://a"}}, canary: {{url: "http://b"}}}}
+  chaos: {{{key}: {{fault: {{target: db, delay: 1s}}}}}}
+  objectives: [{{sli: {huge}, max: {huge}}}]
+  {key}: 1
+"""
+    try:
+        parse_contract(text, library=LIBRARY)
+    except ContractError as exc:
+        assert len(exc.problems) >= 3
+        for problem in exc.problems:
+            assert len(str(problem)) < 400, str(problem)[:500]
+    else:
+        raise AssertionError("accepted")
