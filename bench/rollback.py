@@ -138,7 +138,8 @@ def run_trials(
             trials.append(Trial(index, hold, elapsed, state.status, state.reason))
             shown = "—" if elapsed is None else f"{elapsed:.2f}s"
             console.print(
-                f"  run {index + 1:2}/{runs}: fault after {hold:4.1f}s hold → weight 0 in {shown}  ({state.status})"
+                f"  run {index + 1:2}/{runs}: fault after {hold:4.1f}s hold → weight 0 in {shown}  "
+                f"({state.status}: {state.reason[:160]})"
             )
             # Let a scrape or two of the healthy canary pass before the next run's window opens.
             time.sleep(2 * scrape)
