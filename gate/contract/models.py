@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Discriminator,
     Field,
     PrivateAttr,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -40,10 +42,20 @@ HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _VERBS = ("get", "post", "put", "patch", "delete", "head", "options")
 
 
-def _check_url(value: str | None) -> str | None:
-    if value is not None and not _URL_RE.match(value):
+def _check_url(value: str) -> str:
+    if not _URL_RE.match(value):
         raise ValueError(f"expected an http:// or https:// URL, got {short(value)}")
     return value
+
+
+HttpUrl = Annotated[
+    str,
+    AfterValidator(_check_url),
+    WithJsonSchema(
+        {"type": "string", "pattern": _URL_RE.pattern, "description": "An http:// or https:// URL."}
+    ),
+]
+"""An http(s) URL, kept as written."""
 
 
 def _check_name(value: str, what: str) -> str:
@@ -86,11 +98,9 @@ class Metadata(Model):
 class Endpoint(Model):
     """How to reach one track: a URL (CI, local runs) and/or its Kubernetes Service and Deployment."""
 
-    url: str | None = Field(default=None, description="Base URL, e.g. http://127.0.0.1:8081.")
+    url: HttpUrl | None = Field(default=None, description="Base URL, e.g. http://127.0.0.1:8081.")
     deployment: str | None = Field(default=None, description="Kubernetes Deployment of this track.")
     service: str | None = Field(default=None, description="Kubernetes Service of this track.")
-
-    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
 
     @model_validator(mode="after")
     def _something(self) -> Endpoint:
@@ -162,12 +172,10 @@ Router = Annotated[
 class Prometheus(Model):
     """Where the SLIs are read."""
 
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         default=None, description="Prometheus base URL, e.g. http://prometheus.monitoring:9090."
     )
     scrape_interval: Duration = Field(default=15.0, gt=0, description="How often targets are scraped.")
-
-    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
 
 
 def _default_sources() -> dict[Source, dict[str, str]]:
@@ -606,9 +614,7 @@ class Secret(Model):
 class WebhookNotify(Model):
     """POST a JSON summary of each decision to a URL."""
 
-    webhook: str = Field(description="URL to POST to.")
-
-    _url = field_validator("webhook")(classmethod(lambda cls, v: _check_url(v)))
+    webhook: HttpUrl = Field(description="URL to POST to.")
 
 
 class SlackTarget(Model):
