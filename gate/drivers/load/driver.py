@@ -10,6 +10,7 @@ stop, the final batch is sent) and, past a deadline, with SIGKILL.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import shutil
@@ -29,7 +30,10 @@ from gate.drivers.load.plan import LoadPlan
 from gate.drivers.load.protocol import parse_line
 from gate.drivers.load.result import Aggregator, LoadProgress, LoadResult
 
+logger = logging.getLogger(__name__)
+
 WORKER_MODULE = "gate.drivers.load.worker"
+MAX_PENDING_EVENTS = 10_000
 STARTUP_GRACE = 60.0
 """Seconds allowed beyond the plan's duration for imports, workers connecting and the final batch."""
 
@@ -68,12 +72,13 @@ class LoadDriver:
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="gate-load-"))
         self._agg = Aggregator(plan)
         self._lock = threading.Lock()
-        self._events: queue.Queue[LoadProgress | None] = queue.Queue()
+        self._events: queue.Queue[LoadProgress | None] = queue.Queue(maxsize=MAX_PENDING_EVENTS)
         self._main: subprocess.Popen[bytes] | None = None
         self._workers: list[subprocess.Popen[bytes]] = []
         self._reader: threading.Thread | None = None
         self._logs: list[Path] = []
         self._started = 0.0
+        self._result: LoadResult | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> LoadDriver:
@@ -145,11 +150,33 @@ class LoadDriver:
                     self._agg.add(record)
                     progress = self._agg.progress() if record.get("type") == "batch" else None
                 if progress is not None:
-                    self._events.put(progress)
-                    if self.on_progress is not None:
-                        self.on_progress(progress)
+                    self._publish(progress)
         finally:
-            self._events.put(None)
+            self._end_events()
+
+    def _end_events(self) -> None:
+        while True:
+            try:
+                self._events.put_nowait(None)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._events.get_nowait()
+
+    def _publish(self, progress: LoadProgress) -> None:
+        # Bounded: a caller that only wants the result must not make a long run hoard events.
+        while True:
+            try:
+                self._events.put_nowait(progress)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._events.get_nowait()
+        if self.on_progress is not None:
+            try:
+                self.on_progress(progress)
+            except Exception:  # a faulty observer must not stop the reading of the records
+                logger.exception("progress callback failed")
 
     # -- views -------------------------------------------------------------------------------------
     def progress(self) -> Iterator[LoadProgress]:
@@ -157,7 +184,7 @@ class LoadDriver:
         while True:
             event = self._events.get()
             if event is None:
-                self._events.put(None)  # later callers end at once too
+                self._end_events()  # later callers end at once too
                 return
             yield event
 
@@ -173,6 +200,8 @@ class LoadDriver:
         """Wait for the run to end (at most `timeout`, default its duration plus a grace), then its result."""
         if self._main is None or self._reader is None:
             raise LoadError("the load run was never started")
+        if self._result is not None:
+            return self._result
         budget = timeout if timeout is not None else self.plan.duration + STARTUP_GRACE
         deadline = self._started + budget if timeout is None else time.monotonic() + budget
         self._reader.join(max(0.0, deadline - time.monotonic()))
@@ -187,7 +216,8 @@ class LoadDriver:
                 )
             if self._agg.started_at is None and not self._agg.problems:
                 self._agg.problems.append(f"Locust never started: {self._tail()}")
-            return self._agg.result()
+            self._result = self._agg.result()
+            return self._result
 
     def _tail(self, limit: int = 1500) -> str:
         words = []

@@ -242,11 +242,12 @@ class Aggregator:
     def __init__(self, plan: LoadPlan, seed: int = 0) -> None:
         self.plan = plan
         self.tracks = {t: _TrackAgg(plan.max_samples, seed + i) for i, t in enumerate(TRACKS)}
-        self.cpu: dict[str, list[tuple[float, float]]] = {}  # node -> (its clock, its cpu seconds)
-        self.busy: dict[str, list[tuple[float, float]]] = {}  # node -> (its clock, cpu + runqueue seconds)
+        self.cpu: dict[str, _Share] = {}  # node -> its CPU seconds on its clock
+        self.busy: dict[str, _Share] = {}  # node -> its CPU + runqueue-wait seconds on its clock
         self.users: dict[str, int] = {}
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self.users_stopped_at: float | None = None
         self.done = False
         self.problems: list[str] = []
         self._started_mono: float | None = None
@@ -268,41 +269,36 @@ class Aggregator:
         now = time.monotonic()
         node = str(record.get("node", "?"))[:200]
         tracks = record.get("tracks") or {}
+        if record.get("final") and tracks:
+            # When this node's users stopped: the end of the load, before any shutdown bookkeeping.
+            self.users_stopped_at = max(self.users_stopped_at or 0.0, float(record.get("t", time.time())))
         for track, agg in self.tracks.items():
             part = tracks.get(track)
             if isinstance(part, dict):
                 agg.add(part, now)
         clock, cpu, busy = float(record["clock"]), float(record["cpu"]), record.get("busy")
-        self.cpu.setdefault(node, []).append((clock, cpu))
+        self.cpu.setdefault(node, _Share()).add(clock, cpu)
         # Without schedstat, CPU time is all we know of the need.
-        self.busy.setdefault(node, []).append((clock, float(busy) if busy is not None else cpu))
+        self.busy.setdefault(node, _Share()).add(clock, float(busy) if busy is not None else cpu)
         self.users[node] = int(record.get("users", 0))
 
     # -- CPU and saturation ------------------------------------------------------------------------
     def node_cpu(self) -> dict[str, NodeCpu]:
         out = {}
-        for node, points in self.cpu.items():
-            if len(points) >= 2:
-                mean, peak = _shares(points)
-                _, demand = _shares(self.busy[node])
-                out[node] = NodeCpu(mean=mean, peak=peak, seconds=points[-1][1], demand=max(demand, peak))
+        for node, cpu in self.cpu.items():
+            if len(cpu.points) >= 2:
+                peak = cpu.peak()
+                out[node] = NodeCpu(
+                    mean=cpu.mean(),
+                    peak=peak,
+                    seconds=cpu.points[-1][1],
+                    demand=max(self.busy[node].peak(), peak),
+                )
         return out
 
     def recent_cpu(self, *, demand: bool = False) -> float:
         """The busiest process's share of a core (or need for one) over the last second or more."""
-        shares = []
-        for points in (self.busy if demand else self.cpu).values():
-            if len(points) < 2:
-                continue
-            c1, u1 = points[-1]
-            c0, u0 = points[0]
-            for c, u in reversed(points[:-1]):
-                if c1 - c >= 1.0:
-                    c0, u0 = c, u
-                    break
-            if c1 > c0:
-                shares.append((u1 - u0) / (c1 - c0))
-        return max(shares, default=0.0)
+        return max((share.recent() for share in (self.busy if demand else self.cpu).values()), default=0.0)
 
     def saturation(self) -> tuple[bool, str]:
         limit = self.plan.saturation_cpu
@@ -348,7 +344,7 @@ class Aggregator:
 
     def result(self) -> LoadResult:
         started = self.started_at if self.started_at is not None else time.time()
-        ended = self.ended_at if self.ended_at is not None else time.time()
+        ended = self.users_stopped_at or self.ended_at or time.time()
         duration = max(ended - started, 1e-9)
         saturated, reason = self.saturation()
         return LoadResult(
@@ -375,25 +371,45 @@ class Aggregator:
         )
 
 
-def _shares(points: list[tuple[float, float]]) -> tuple[float, float]:
-    """Mean share of a core over the whole run, and the peak over any `SATURATION_WINDOW` seconds,
-    from (clock, cumulative seconds) points."""
-    (c_first, u_first), (c_last, u_last) = points[0], points[-1]
-    span = c_last - c_first
-    mean = (u_last - u_first) / span if span > 0 else 0.0
-    if span <= SATURATION_WINDOW:
-        return mean, mean
-    peak = 0.0
-    j = 0
-    for i in range(1, len(points)):
-        ci, ui = points[i]
-        # the latest start at least one window back
-        while j + 1 < i and ci - points[j + 1][0] >= SATURATION_WINDOW:
-            j += 1
-        cj, uj = points[j]
-        if ci - cj >= SATURATION_WINDOW:
-            peak = max(peak, (ui - uj) / (ci - cj))
-    return mean, max(peak, mean)
+class _Share:
+    """One node's cumulative seconds of a resource against its own clock: the mean share of a core,
+    the recent share, and the peak share over any `SATURATION_WINDOW` seconds — O(1) per point, so
+    progress stays cheap however long the run."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, float]] = []
+        self._start = 0  # index of the latest point at least one window before the newest
+        self._peak = 0.0
+
+    def add(self, clock: float, total: float) -> None:
+        if self.points and clock <= self.points[-1][0]:
+            return  # a repeated or reordered record says nothing new
+        self.points.append((clock, total))
+        last = len(self.points) - 1
+        while self._start + 1 < last and clock - self.points[self._start + 1][0] >= SATURATION_WINDOW:
+            self._start += 1
+        c0, u0 = self.points[self._start]
+        if clock - c0 >= SATURATION_WINDOW:
+            self._peak = max(self._peak, (total - u0) / (clock - c0))
+
+    def mean(self) -> float:
+        (c0, u0), (c1, u1) = self.points[0], self.points[-1]
+        return (u1 - u0) / (c1 - c0) if c1 > c0 else 0.0
+
+    def peak(self) -> float:
+        """Peak over any window; over the whole run when it is shorter than a window."""
+        return max(self._peak, self.mean())
+
+    def recent(self, over: float = 1.0) -> float:
+        if len(self.points) < 2:
+            return 0.0
+        c1, u1 = self.points[-1]
+        c0, u0 = self.points[0]
+        for i in range(len(self.points) - 2, -1, -1):  # newest first: stops after about `over` seconds
+            if c1 - self.points[i][0] >= over:
+                c0, u0 = self.points[i]
+                break
+        return (u1 - u0) / (c1 - c0) if c1 > c0 else 0.0
 
 
 def decode_hdr(encoded: str) -> HdrHistogram:

@@ -12,9 +12,10 @@ Roles:
 - `worker`: a Locust worker runner connected to the master over Locust's own ZeroMQ protocol —
   the same whether the worker is a local process or a pod.
 
-Every request of the scenario goes to both tracks, stable and canary, at the same moment, from the
-same user (one greenlet per track, each with its own connection) — equal rates, same arrival
-pattern — and carries the synthetic header; `users` is therefore the concurrency on each track.
+Every request of the scenario goes to both tracks, stable and canary, from the same user, one right
+after the other in random order, each track over its own connection — equal rates, same moments —
+and carries the synthetic header. Locust runs 2 × `users` users, so each track has `users` requests
+in flight on average.
 A user's own locustfile runs twice, once per track (its user classes are subclassed with each
 track's host and the header; `users` per track, so 2 × users Locust users), and the same request
 listener streams its samples.
@@ -67,7 +68,7 @@ def emit(record: dict[str, Any]) -> None:
 
 
 def paired_user(plan: LoadPlan) -> type[User]:
-    """A FastHttpUser that sends each chosen task to both tracks at once."""
+    """A FastHttpUser that sends each chosen task to both tracks, one right after the other."""
     urls = plan.urls
     synthetic = {plan.header: plan.header_value}
     choices = [
@@ -76,6 +77,7 @@ def paired_user(plan: LoadPlan) -> type[User]:
         for t in plan.tasks
     ]
     cum_weights = list(itertools.accumulate(t.weight for t in plan.tasks))
+    names = {track: {t.name: f"{track} {t.name}" for t in plan.tasks} for track in TRACKS}
     lo, hi = plan.think_time
 
     class GateUser(FastHttpUser):
@@ -103,29 +105,18 @@ def paired_user(plan: LoadPlan) -> type[User]:
         @task
         def pair(self) -> None:
             method, path, name, headers, body_json, body = random.choices(choices, cum_weights=cum_weights)[0]
-            first, second = TRACKS if random.random() < 0.5 else TRACKS[::-1]
-
-            def send(track: str) -> None:
+            # Both tracks, one right after the other, in random order (no order bias, e.g. from a
+            # cache the first request warms); a slow canary slows the pair down, so rates stay equal.
+            for track in TRACKS if random.random() < 0.5 else TRACKS[::-1]:
                 self.sessions[track].request(
                     method,
                     path,
-                    name=f"{track} {name}",
+                    name=names[track][name],
                     headers=headers,
                     json=body_json,
                     data=body,
                     context=self.contexts[track],
                 )
-
-            # Both tracks at the same moment: the other track's request runs in its own greenlet,
-            # so each track sees one request in flight per user and the pair ends together.
-            other = gevent.spawn(send, second)
-            try:
-                send(first)
-                other.join()
-            finally:
-                other.kill(block=False)
-            if other.exception is not None:
-                raise other.exception
 
     return GateUser
 
@@ -165,11 +156,11 @@ def _on_track(cls: type[User], track: str, plan: LoadPlan) -> type[User]:
 
 
 def locust_users(plan: LoadPlan) -> tuple[int, float]:
-    """Locust users and spawn rate for `plan.users` users per track."""
-    if plan.locustfile:
-        # One Locust user per track for each of the plan's users: twice as many, spawned twice as fast.
-        return 2 * plan.users, 2 * plan.spawn_rate
-    return plan.users, plan.spawn_rate
+    """Locust users and spawn rate for `plan.users` users per track.
+
+    Twice as many Locust users as the plan's users, spawned twice as fast: a locustfile runs each
+    user once per track; a paired user spends about half of its time on each track."""
+    return 2 * plan.users, 2 * plan.spawn_rate
 
 
 def user_classes(plan: LoadPlan) -> list[type[User]]:

@@ -50,7 +50,7 @@ def test_same_scenario_on_both_tracks_with_the_synthetic_header(services: Servic
     stable, canary = result.tracks["stable"], result.tracks["canary"]
     assert stable.requests > 20 and canary.requests > 20
     # Paired: every task goes to both tracks, so counts differ by at most the requests in flight.
-    assert abs(stable.requests - canary.requests) <= 4
+    assert abs(stable.requests - canary.requests) <= 8  # 2 x users Locust users
     for track, res in result.tracks.items():
         seen = services.seen(track)
         assert res.errors == 0 and res.failures == {}
@@ -107,7 +107,7 @@ def test_master_and_workers(services: Services) -> None:
     assert result.complete, result.problems
     assert "master" in result.nodes and len(result.nodes) == 3
     stable, canary = result.tracks["stable"], result.tracks["canary"]
-    assert stable.requests > 20 and abs(stable.requests - canary.requests) <= 6
+    assert stable.requests > 20 and abs(stable.requests - canary.requests) <= 12
     for track in ("stable", "canary"):
         assert set(services.seen(track)["sources"]) == {"synthetic"}
 
