@@ -236,6 +236,14 @@ def _check_steps(pieces: Pieces, report: _Report) -> None:
                     f"({format_duration(policy.deadline)}); shorten them or raise the deadline",
                 )
                 over_deadline_reported = True
+    load = pieces.load
+    if load is not None and load.users / load.spawn_rate > load.duration:
+        report.add(
+            ["spec", "load", "spawnRate"],
+            f"starting {load.users} users at {load.spawn_rate:g}/s takes "
+            f"{format_duration(round(load.users / load.spawn_rate, 1))}, longer than load.duration "
+            f"({format_duration(load.duration)}): the load would never reach full strength",
+        )
     if policy is not None and policy.interval > policy.deadline:
         report.add(["spec", "policy", "interval"], "policy.interval is longer than policy.deadline")
 
@@ -280,6 +288,15 @@ def _check_objectives(pieces: Pieces, library: SliLibrary, report: _Report) -> N
                 for position, src in enumerate(objective.sources):
                     if src not in produced:
                         report.add([*base, "sources", position], _not_produced(src))
+                    elif (
+                        src != "synthetic" and pieces.traffic is not None and src in pieces.traffic.unobserved
+                    ):
+                        # Only gate's own load is measured outside Prometheus; the others cannot be seen.
+                        report.add(
+                            [*base, "sources", position],
+                            f"{src} traffic is listed under spec.traffic.unobserved: Prometheus cannot "
+                            "tell it apart, so nothing could judge it; drop it here or give it matchers",
+                        )
             elif not produced and (pieces.steps or not pieces.has_load):
                 report.add(
                     base, "no step produces traffic to judge: add spec.load, a mirror or a setWeight step"
@@ -301,11 +318,31 @@ def _check_objectives(pieces: Pieces, library: SliLibrary, report: _Report) -> N
                     f"no step runs chaos experiment {objective.during}; add a step "
                     f"`{{chaos: {objective.during}, for: 1m}}` or drop `during`",
                 )
+            else:
+                _check_chaos_long_enough(objective, steps, base, report)
     prometheus = pieces.prometheus
     if needs_prometheus and prometheus is not None and prometheus.url is None:
         report.add(
             ["spec", "prometheus"] if "prometheus" in pieces.spec else ["spec"],
             f"objective {needs_prometheus[0]} is read from Prometheus; set spec.prometheus.url",
+        )
+
+
+def _check_chaos_long_enough(
+    objective: Objective, steps: list[Any], base: list[PathPart], report: _Report
+) -> None:
+    """An objective held during chaos needs a chaos step long enough to gather its minimum evidence."""
+    lengths = [s.duration for s in steps if isinstance(s, ChaosStep) and s.experiment == objective.during]
+    if not lengths or any(length is None for length in lengths):
+        return  # runs as long as the experiment itself: nothing to compare
+    longest = max(length for length in lengths if length is not None)
+    needed = objective.min_evidence.duration
+    if longest < needed:
+        report.add(
+            [*base, "during"],
+            f"the chaos step runs {objective.during} for {format_duration(longest)}, but this objective "
+            f"needs {format_duration(needed)} of evidence (minEvidence.duration); "
+            "lengthen the step or lower minEvidence",
         )
 
 
