@@ -52,7 +52,7 @@ def demo_command(
     store: Annotated[
         Path | None, typer.Option(help="Run store (SQLite) the dashboard reads; default .gate/runs.db.")
     ] = None,
-    users: Annotated[float, typer.Option(help="Production requests per second through the router.")] = 40.0,
+    users: Annotated[float, typer.Option(help="Production requests per second through the router.")] = 100.0,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the topology's files (logs, contract, data).")
     ] = False,
@@ -80,7 +80,7 @@ def run_demo(
     *,
     quick: bool = False,
     store_path: Path | None = None,
-    users: float = 40.0,
+    users: float = 100.0,
     keep: bool = False,
 ) -> int:
     """The whole demo; returns the exit code. Importable so tests and benchmarks can drive it."""

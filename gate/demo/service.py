@@ -264,11 +264,9 @@ _UNOBSERVED = frozenset({"/metrics", "/__switch", "/healthz"})
 _HEADER_KEY = TRAFFIC_HEADER.lower().encode()
 
 
-@dataclass
-class _Load:
-    """Requests being handled right now (each holds one task; the task gauge leaves them out)."""
-
-    in_flight: int = 0
+def _serves_request(task: asyncio.Task[Any]) -> bool:
+    """Whether the task is the server's cycle for one request (uvicorn runs each in its own task)."""
+    return getattr(task.get_coro(), "__qualname__", "").endswith("run_asgi")
 
 
 class _Observe:
@@ -276,28 +274,17 @@ class _Observe:
     which matters when Locust, production users and the mirror all hit one process."""
 
     def __init__(
-        self, app: ASGIApp, settings: Settings, metrics: _Metrics, load: _Load, slowness: Callable[[], float]
+        self, app: ASGIApp, settings: Settings, metrics: _Metrics, slowness: Callable[[], float]
     ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.load = load
         self.slowness = slowness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in _UNOBSERVED:
             await self.app(scope, receive, send)
             return
-        self.load.in_flight += 1
-        try:
-            if scope["path"] in _UNOBSERVED:
-                await self.app(scope, receive, send)
-            else:
-                await self._observed(scope, receive, send)
-        finally:
-            self.load.in_flight -= 1
-
-    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         header: str | None = None
         length = 0
@@ -340,13 +327,11 @@ def create_app(settings: Settings) -> FastAPI:
     leaked_bytes = [0]
     breaker = CircuitBreaker()
 
-    load = _Load()
-
     def live_tasks() -> float:
-        # Tasks alive besides those answering requests right now: steady under any load, growing
+        # Tasks alive besides those answering a request right now: steady under any load, growing
         # only when tasks outlive their request (a leak). Read on the loop, when /metrics is served.
         try:
-            return float(max(0, len(asyncio.all_tasks()) - load.in_flight))
+            return float(sum(1 for task in asyncio.all_tasks() if not _serves_request(task)))
         except RuntimeError:  # no running loop (never in practice): report the leak alone
             return float(len(leaked))
 
@@ -409,7 +394,6 @@ def create_app(settings: Settings) -> FastAPI:
         _Observe,
         settings=settings,
         metrics=metrics,
-        load=load,
         slowness=lambda: settings.latency_factor * switch.latency_factor,
     )
 
