@@ -25,7 +25,7 @@ from gate.contract.steps import Analyze, ChaosStep, LoadStep, Mirror, Pause, Set
 from gate.contract.units import format_duration
 
 EXIT_INVALID = 2
-_MARKER = b"PerformanceContract"
+_MARKERS = (b"PerformanceContract", b"perfgate.dev/")
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +50,7 @@ def _contract_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
                 files.append(candidate)
                 continue
             # In a folder only contracts are validated; chaos experiments and OpenAPI files sit beside them.
-            (files if _MARKER in head else skipped).append(candidate)
+            (files if any(m in head for m in _MARKERS) else skipped).append(candidate)
     return files, skipped
 
 
