@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from gate.contract.models import Contract
+from gate.contract.sli import NAME_RE, SliTemplate
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -46,4 +49,18 @@ def contract_schema() -> dict[str, Any]:
     }
 
 
+def sli_library_schema() -> dict[str, Any]:
+    """JSON Schema of an `analyses/*.yaml` file: template names mapped to SLI templates."""
+    adapter: TypeAdapter[dict[str, SliTemplate]] = TypeAdapter(dict[str, SliTemplate])
+    schema = adapter.json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": "https://perfgate.dev/schemas/v1alpha1/sli-library.json",
+        **schema,
+        "propertyNames": {"pattern": NAME_RE.pattern},
+        "title": "SLI template library",
+    }
+
+
 register_schema("contract", contract_schema)
+register_schema("sli-library", sli_library_schema)

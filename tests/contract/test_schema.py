@@ -187,3 +187,12 @@ def test_other_modules_can_register_a_schema() -> None:
     assert result.exit_code == 0 and json.loads(result.stdout)["title"] == "example"
     result = CliRunner().invoke(app, ["schema", "no-such-kind"])
     assert result.exit_code == 2
+
+
+def test_library_files_validate_against_the_sli_library_schema() -> None:
+    validator = jsonschema.Draft202012Validator(schema_for("sli-library"))
+    for path in sorted((ROOT / "analyses").glob("*.yaml")):
+        assert not [e.message for e in validator.iter_errors(_data(path))], path
+    assert not validator.is_valid(
+        {"Bad Name": {"kind": "rate", "unit": "count", "promql": {"counter": "x{$selector}"}}}
+    )
