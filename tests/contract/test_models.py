@@ -212,3 +212,20 @@ def test_openapi_problems_point_into_the_document(tmp_path: Path, library: SliLi
     [problem] = caught.value.problems
     assert problem.path == "spec.objectivesFrom[0]" and "GET /x in api.yaml" in problem.message
     assert "max" in problem.message
+
+
+def test_schema_errors_and_contradictions_come_together(library: SliLibrary) -> None:
+    text = (
+        MINIMAL
+        + """
+  router: {type: nginx, port: 99999}
+  prometheus: {url: "http://127.0.0.1:9090"}
+  steps: [50%, 20%, {chaos: nope}]
+"""
+    )
+    with pytest.raises(ContractError) as caught:
+        parse_contract(text, library=library)
+    messages = {p.path: p.message for p in caught.value.problems}
+    assert "spec.router.port" in messages  # schema
+    assert "lower than 50%" in messages["spec.steps[1]"]  # contradiction
+    assert "does not define" in messages["spec.steps[2].chaos"]  # contradiction
