@@ -155,4 +155,7 @@ def _finish(contract: Contract, base_dir: Path | None) -> None:
     for objective in contract.spec.objectives:
         if "sources" not in objective.model_fields_set and produced:
             objective.sources = list(produced)
+    # Imported objectives now live in `objectives`; keeping the references would import them twice
+    # when the loaded contract is dumped and loaded again (run store, operator).
+    contract.spec.objectives_from = []
     contract._base_dir = base_dir

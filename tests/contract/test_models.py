@@ -229,3 +229,13 @@ def test_schema_errors_and_contradictions_come_together(library: SliLibrary) -> 
     assert "spec.router.port" in messages  # schema
     assert "lower than 50%" in messages["spec.steps[1]"]  # contradiction
     assert "does not define" in messages["spec.steps[2].chaos"]  # contradiction
+
+
+@pytest.mark.parametrize("path", sorted(CONTRACTS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_dump_and_reload_is_the_same_contract(path: Path, library: SliLibrary) -> None:
+    # The operator and the run store keep contracts as data; reloading must give the same contract.
+    contract = load_contract(path, library=library)
+    for mode in ("python", "json"):
+        data = contract.model_dump(by_alias=True, mode=mode)  # type: ignore[arg-type]
+        again = contract_from_data(data, library=library, base_dir=contract.base_dir)
+        assert again == contract
