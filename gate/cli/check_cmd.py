@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -96,7 +97,11 @@ def check(
             contract, library, options, progress=lambda msg: err.print(f"[dim]·[/] {escape(msg)}")
         )
     except Exception as exc:  # gate itself failed: say so, and never report a pass
-        err.print(f"[magenta]gate check failed:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        err.print(
+            f"[magenta]gate check failed:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+            f"({escape(Path(where.filename).name)}:{where.lineno} in {escape(where.name)})"
+        )
         raise typer.Exit(EXIT_INFRA) from None
     _print(Console(highlight=False), report)
     _write(report, **written, err=err)

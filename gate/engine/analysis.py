@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from gate.contract import Contract, SliLibrary
 from gate.drivers.prometheus import PrometheusClient, measure
-from gate.engine.judging import applicable, judge_look
+from gate.engine.judging import applicable, judge_look, overlay
 from gate.engine.runner import LookOutcome, LookRequest
 from gate.judge import Evidence, Judgement, Status
 from gate.judge.pipeline import describe_evidence
@@ -55,7 +55,7 @@ class ContractAnalyst:
         if self._extra is not None:
             extra = self._extra(request.since, end)
             if extra is not None:
-                evidence = evidence.merge(extra)
+                evidence = overlay(evidence, extra)
         return evidence
 
     def look(self, request: LookRequest) -> LookOutcome:

@@ -27,9 +27,9 @@ from gate.drivers.chaos.experiment import BuiltinFault
 from gate.drivers.load import LoadDriver, LoadPlan, LoadResult, PlanError
 from gate.drivers.load.evidence import load_evidence
 from gate.drivers.prometheus import PrometheusClient, PrometheusError, measure
-from gate.engine.judging import ObjectiveNotJudgeable, applicable, judge_look
+from gate.engine.judging import ObjectiveNotJudgeable, applicable, judge_look, overlay
 from gate.engine.plan import DEFAULT_CHAOS_SECONDS
-from gate.judge import Judgement, Status
+from gate.judge import Evidence, Judgement, Status
 from gate.judge.pipeline import describe_evidence
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_INCONCLUSIVE, EXIT_INFRA = 0, 1, 2, 3, 4
@@ -217,6 +217,13 @@ def _preflight(options: CheckOptions, say: Progress) -> None:
     say("stable, canary" + (" and Prometheus" if options.prometheus_url else "") + " answer")
 
 
+def _summary(evidence: Evidence) -> dict[str, Any]:
+    try:
+        return dict(describe_evidence(evidence))
+    except Exception as exc:  # a summary is for people; its failure must not fail the check
+        return {"error": f"could not summarise the evidence: {type(exc).__name__}: {exc}"}
+
+
 def _chaos_duration(contract: Contract, name: str) -> float:
     for step in contract.spec.steps:
         if isinstance(step, contract_steps.ChaosStep) and step.experiment == name and step.duration:
@@ -266,9 +273,17 @@ def _phase(
             )
         except PrometheusError as exc:
             raise InfrastructureError(f"{phase.name}: Prometheus: {exc}") from exc
-        # Raw samples from the load are richer than buckets for the same cell; merge keeps the richer.
-        evidence = measured.merge(evidence)
-    phase.evidence = dict(describe_evidence(evidence))
+        # Only what gate check produced is judged: Prometheus may also see production traffic
+        # (a shared environment), which says nothing about this check's two versions.
+        measured = Evidence.model_construct(
+            slis={
+                sli: {src: tracks for src, tracks in per.items() if src in SOURCES_CHECKED}
+                for sli, per in measured.slis.items()
+            }
+        )
+        # Locust's raw per-request samples beat Prometheus buckets for the cells both measured.
+        evidence = overlay(measured, evidence)
+    phase.evidence = _summary(evidence)
     phase.judgement = judge_look(
         contract, library, evidence, sources=SOURCES_CHECKED, chaos=chaos, final=True
     )
@@ -381,8 +396,10 @@ def _conclude(report: CheckReport, *, infra: bool) -> None:
         report.status = "fail"
         report.reason = "; ".join(f"{n}: {d.reason}" for n, d in rollbacks)
     elif rollbacks:
-        # A rollback without a failed verdict: the judge could not judge (errors beyond the limit).
-        report.status = "error"
+        # A rollback without a failed verdict rests on unknowns: verdicts the judge could not
+        # compute (errors beyond the limit: exit 4) or evidence that never sufficed (exit 3).
+        errors = any(c.status == "error" for c in report.cases)
+        report.status = "error" if errors else "inconclusive"
         report.reason = "; ".join(f"{n}: {d.reason}" for n, d in rollbacks)
     elif any(d.action == "hold" for _, d in decisions) or not decisions:
         report.status = "inconclusive"

@@ -108,3 +108,15 @@ def judge_look(
     if not chosen:
         return None
     return judge(specs_for(chosen, library), evidence, judge_policy(contract.spec.policy), final=final)
+
+
+def overlay(base: Evidence, top: Evidence) -> Evidence:
+    """``base`` with every (sli, source, track) entry of ``top`` put over it.
+
+    Used to put Locust's raw per-request samples over Prometheus's buckets for the cells both
+    measured: the samples are exact, the buckets only bound the quantiles."""
+    slis = {sli: {src: dict(tracks) for src, tracks in per.items()} for sli, per in base.slis.items()}
+    for sli, per in top.slis.items():
+        for src, tracks in per.items():
+            slis.setdefault(sli, {}).setdefault(src, {}).update(tracks)
+    return Evidence.model_construct(slis=slis)  # both sides were validated already

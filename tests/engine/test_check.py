@@ -16,11 +16,13 @@ from typer.testing import CliRunner
 
 from gate.cli.main import app
 from gate.contract import SliLibrary, parse_contract
+from gate.drivers.promserver import ScrapeJob
 from gate.engine.analysis import ContractAnalyst
 from gate.engine.judging import judge_look
 from gate.engine.runner import LookRequest
 from gate.judge import Counts, Evidence, Samples, Window
 from tests.support.ports import free_port, wait_port
+from tests.support.prom import live_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +36,7 @@ spec:
     stable: {{url: http://checkout-stable:8080}}
     canary: {{url: http://checkout-canary:8080}}
   router: {{type: nginx, port: 8080}}
-  prometheus: {{url: "http://prometheus.monitoring:9090"}}
+  prometheus: {{url: "http://prometheus.monitoring:9090", scrapeInterval: 1s}}
   load:
     users: 6
     spawnRate: 50/s
@@ -285,3 +287,39 @@ def test_same_evidence_gives_the_same_verdict_in_check_and_in_a_rollout() -> Non
     assert [(v["objective"], v["source"], v["status"], v["reason"]) for v in in_rollout.verdicts] == [
         (v.objective, v.source, v.status.value, v.reason) for v in in_check.verdicts
     ]
+
+
+def test_prometheus_adds_what_only_it_measures(
+    services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The services' own runtime series (resident memory), scraped with the track as a target label.
+    jobs = [
+        ScrapeJob(f"checkout-{track}", [services[name].removeprefix("http://")], labels={"track": track})
+        for name, track in (("stable", "stable"), ("good", "canary"))
+    ]
+    contract = write_contract(tmp_path)
+    text = contract.read_text().replace(
+        "  steps:",
+        "    - {sli: process-memory, max: 4000000000, sources: [synthetic],"
+        " minEvidence: {requests: 0, duration: 2s}}\n  steps:",
+    )
+    contract.write_text(text)
+    report = tmp_path / "r.json"
+    with live_prometheus(tmp_path_factory.mktemp("prom"), jobs, scrape_interval=0.5) as prom:
+        code, out = check(
+            [
+                *(str(contract), "--stable-url", services["stable"], "--canary-url", services["good"]),
+                *("--prometheus", prom.url, "--json-report", str(report)),
+            ]
+        )
+    data = json.loads(report.read_text())
+    by_cell = {(c["objective"], c["source"]): c for c in data["cases"]}
+    # Resident memory comes from Prometheus only: both tracks' series are in the evidence and judged.
+    measured = data["phases"][0]["evidence"]["process-memory"]["synthetic"]
+    assert measured["stable"]["n"] >= 1 and measured["canary"]["level"] > 1_000_000, measured
+    assert by_cell[("process-memory", "synthetic")]["status"] in {"pass", "inconclusive"}
+    assert "missing" not in by_cell[("process-memory", "synthetic")]["reason"]
+    # Locust's raw samples, not Prometheus's buckets, decide the latency cell.
+    latency = by_cell[("http-latency-p95", "synthetic")]
+    assert latency["status"] == "pass" and "bucket" not in latency["reason"]
+    assert code in {0, 3}, out
