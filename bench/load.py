@@ -270,8 +270,11 @@ raw samples + HDR histogram streamed back and aggregated) against plain `locust 
 (for context: one host, one connection pool per user), and `wrk -t1 -c{inflight}` (one track).
 Each ran {args.duration:g} s per round, {args.rounds} rounds round-robin; the table shows each tool's median round.
 **requests per CPU-second** is the generator's efficiency per core (its own CPU time: gate counts its
-Locust process and its own reader/aggregation; Locust and wrk from the kernel's rusage), so other work
-on the machine does not distort it.
+Locust process and its own reader/aggregation; Locust and wrk from the kernel's rusage). It is far less
+sensitive than requests/s to other work on a shared machine, but not immune: when the machine is busy
+(see the load average) single rounds vary by about ±15 %, which is why rounds are paired and the
+headline ratio is the median of the per-round ratios (the "× plain Locust" column compares each tool's
+median round instead).
 
 | generator | requests | requests/s | CPU s | requests per CPU-second | × plain Locust | × wrk |
 |---|---:|---:|---:|---:|---:|---:|
