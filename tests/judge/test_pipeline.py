@@ -115,3 +115,32 @@ def test_judgement_serialises_to_json_with_infinite_bounds(rng: np.random.Genera
     j = judge([ObjectiveSpec(key="p99", sli="latency", quantile=0.99, max=1.0)], ev)
     text = j.model_dump_json()
     assert "Infinity" in text
+
+
+def test_representativeness_from_histograms() -> None:
+    from gate.judge import Histogram
+
+    bounds = [0.05, 0.1, 0.25, 0.5, 1.0, float("inf")]
+
+    def hist(cum: list[float]) -> Histogram:
+        return Histogram(bounds=bounds, counts=cum)
+
+    ev = Evidence(
+        slis={
+            "latency": {
+                "synthetic": {
+                    "stable": hist([9000, 9900, 10000, 10000, 10000, 10000]),
+                    "canary": hist([9000, 9900, 10000, 10000, 10000, 10000]),
+                },
+                "production": {
+                    "stable": hist([500, 2000, 8000, 9700, 10000, 10000]),
+                    "canary": hist([500, 2000, 8000, 9700, 10000, 10000]),
+                },
+            }
+        }
+    )
+    objs = [
+        ObjectiveSpec(key="p95", sli="latency", quantile=0.95, max=1.0, sources=("synthetic", "production"))
+    ]
+    rep = judge(objs, ev).comparisons.representativeness
+    assert rep[0].status == Status.FAIL and "not representative" in rep[0].reason
