@@ -7,7 +7,7 @@
 - a Service in front of the master's ZeroMQ port, so workers find it by name;
 - a Job for the master: `python -m gate.drivers.load.worker master --bind 0.0.0.0 ...`, which waits for
   the workers, runs the plan and writes the same JSON-lines records to its stdout (gate reads them
-  from the pod's log stream, exactly as it reads a local master's pipe);
+  from the pod's log stream with `gate.drivers.load.result.aggregate`, as it reads a local master's pipe);
 - a Job for the workers: `parallelism` = `completions` = the number of workers, each
   `python -m gate.drivers.load.worker worker --master-host <service> ...`, each streaming its batches
   to the master over Locust's own protocol — the same protocol as local processes.

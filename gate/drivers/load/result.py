@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
 from gate.drivers.load.plan import TRACKS, LoadPlan
-from gate.drivers.load.protocol import new_histogram
+from gate.drivers.load.protocol import new_histogram, parse_line
 
 if TYPE_CHECKING:
     from gate.contract.sli import SliLibrary
@@ -417,3 +417,23 @@ def decode_hdr(encoded: str) -> HdrHistogram:
     hist = new_histogram()
     hist.decode_and_add(encoded.encode("ascii"))
     return hist
+
+
+def aggregate(
+    plan: LoadPlan,
+    lines: Iterable[str | bytes],
+    on_progress: Callable[[LoadProgress], None] | None = None,
+) -> LoadResult:
+    """The result of a run from its master's (or local runner's) output lines, from any source:
+    a pipe, a saved file, or a Kubernetes pod's log stream when the workers run as pods."""
+    agg = Aggregator(plan)
+    for line in lines:
+        record = parse_line(line)
+        if record is None:
+            continue
+        agg.add(record)
+        if on_progress is not None and record.get("type") == "batch":
+            on_progress(agg.progress())
+    if agg.started_at is None and not agg.problems:
+        agg.problems.append("the output holds no load run (no `started` record)")
+    return agg.result()

@@ -72,8 +72,19 @@ def test_gate_load_runs_both_tracks_and_writes_progress_events(services: Service
 
 
 def test_gate_load_rejects_a_contract_without_urls(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gate.cli.main import app
+
     contract = tmp_path / "shop.yaml"
     contract.write_text(CONTRACT)
-    done = gate("load", str(contract), "--duration", "1s")
-    assert done.returncode == 2
-    assert "--stable-url" in done.stderr
+    done = CliRunner().invoke(app, ["load", str(contract), "--duration", "1s"])
+    assert done.exit_code == 2
+    assert "--stable-url" in done.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(CONTRACT.replace("users: 2", "users: -1"))
+    done = CliRunner().invoke(
+        app, ["load", str(broken), "--stable-url", "http://a", "--canary-url", "http://b"]
+    )
+    assert done.exit_code == 2
+    assert "spec.load.users" in done.output

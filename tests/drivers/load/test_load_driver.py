@@ -102,7 +102,7 @@ def test_unreachable_canary_counts_connection_failures_without_latency(services:
 
 
 def test_master_and_workers(services: Services) -> None:
-    with LoadDriver(plan_for(services, workers=2, users=6, duration=2.5)) as run:
+    with LoadDriver(plan_for(services, workers=2, users=6, duration=2.0)) as run:
         result = run.result()
     assert result.complete, result.problems
     assert "master" in result.nodes and len(result.nodes) == 3

@@ -86,10 +86,10 @@ def test_result_becomes_synthetic_evidence_and_passes(services: Services) -> Non
         stable_url=services.urls["stable"],
         canary_url=services.urls["canary"],
         tasks=(LoadTask("home", "/"),),
-        users=3,
+        users=2,
         spawn_rate=100,
         duration=2,
-        think_time=(0.005, 0.01),
+        think_time=(0.01, 0.02),
     )
     with LoadDriver(plan) as run:
         result = run.result()
@@ -98,7 +98,8 @@ def test_result_becomes_synthetic_evidence_and_passes(services: Services) -> Non
     for track in ("stable", "canary"):
         samples = evidence.get("http-latency", "synthetic", track)
         counts = evidence.get("http-error-ratio", "synthetic", track)
-        assert samples is not None and samples.kind == "samples" and not samples.saturated
+        assert samples is not None and samples.kind == "samples"
+        assert samples.saturated == result.saturated
         assert len(samples.values) == result.tracks[track].requests
         assert counts is not None and counts.kind == "counts"
         assert counts.total == result.tracks[track].requests and counts.errors == 0
@@ -106,8 +107,11 @@ def test_result_becomes_synthetic_evidence_and_passes(services: Services) -> Non
     assert evidence.get("http-latency", "production", "stable") is None
     j = judge([LATENCY, ERRORS], evidence, JudgePolicy(min_samples=20))
     statuses = {v.objective: v.status for v in j.verdicts}
-    assert statuses["p95"] != Status.FAIL and statuses["errors"] != Status.FAIL
-    assert statuses["p95"] == Status.PASS, j.verdicts
+    # A light load on a calm machine passes; should a crowded test machine starve the generator
+    # anyway, the flag must turn the verdict into Inconclusive, never Pass.
+    expected = Status.INCONCLUSIVE if result.saturated else Status.PASS
+    assert statuses["p95"] == expected, (result.summary(), j.verdicts)
+    assert statuses["errors"] != Status.FAIL, j.verdicts
 
 
 def test_saturated_generator_is_flagged_and_judged_inconclusive(services: Services, tmp_path: Path) -> None:
