@@ -42,7 +42,8 @@ def test_gate_process_never_imports_locust() -> None:
 
 def test_same_scenario_on_both_tracks_with_the_synthetic_header(services: Services) -> None:
     events: list[LoadProgress] = []
-    with LoadDriver(plan_for(services)) as run:
+    plan = plan_for(services)
+    with LoadDriver(plan) as run:
         events.extend(run.progress())
         result = run.result()
 
@@ -64,7 +65,9 @@ def test_same_scenario_on_both_tracks_with_the_synthetic_header(services: Servic
         q = res.quantile(0.99)
         assert q is not None and q >= (res.quantile(0.5) or 0)
     assert events and events[-1].tracks["stable"].requests == stable.requests
-    assert not result.saturated
+    # The generator's own accounting is there (whether a crowded test machine starved it or not).
+    assert 0 < result.nodes["local"].peak <= result.nodes["local"].demand
+    assert result.saturated == (result.generator_demand >= plan.saturation_cpu)
     assert set(result.nodes) == {"local"}
 
 
