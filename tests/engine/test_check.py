@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import junitparser
 import pytest
 from typer.testing import CliRunner
@@ -104,8 +106,31 @@ def check(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]
     return result.exit_code, result.output
 
 
-def test_a_good_canary_passes_with_all_three_reports(services: dict[str, str], tmp_path: Path) -> None:
+def test_a_good_canary_passes_with_all_three_reports(
+    services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     contract = write_contract(tmp_path)
+    # Resident memory only Prometheus measures (the services' runtime series, track as a target label).
+    # A few seconds of a gauge are too few points for a sure verdict: the policy tolerates that one.
+    contract.write_text(
+        contract.read_text()
+        .replace(
+            "  steps:",
+            "    - {sli: process-memory, max: 4000000000, sources: [synthetic],"
+            " minEvidence: {requests: 0, duration: 2s}}\n  steps:",
+        )
+        .replace("inconclusiveLimit: 0", "inconclusiveLimit: 1")
+    )
+    jobs = [
+        ScrapeJob(f"checkout-{track}", [services[name].removeprefix("http://")], labels={"track": track})
+        for name, track in (("stable", "stable"), ("good", "canary"))
+    ]
+    with live_prometheus(tmp_path_factory.mktemp("prom"), jobs, scrape_interval=0.5) as prom:
+        wait_scraped(prom.url, "process_resident_memory_bytes", 2)
+        _pass_with_reports(services, tmp_path, contract, prom.url)
+
+
+def _pass_with_reports(services: dict[str, str], tmp_path: Path, contract: Path, prometheus: str) -> None:
     summary = tmp_path / "step-summary.md"
     summary.write_text("# earlier step\n")
     reports = {"json": tmp_path / "r.json", "junit": tmp_path / "r.xml", "md": tmp_path / "r.md"}
@@ -119,6 +144,8 @@ def test_a_good_canary_passes_with_all_three_reports(services: dict[str, str], t
             services["stable"],
             "--canary-url",
             services["good"],
+            "--prometheus",
+            prometheus,
             "--json-report",
             str(reports["json"]),
             "--junit",
@@ -137,19 +164,24 @@ def test_a_good_canary_passes_with_all_three_reports(services: dict[str, str], t
     data = json.loads(reports["json"].read_text())
     assert data["status"] == "pass" and data["exit_code"] == 0
     by_cell = {(c["objective"], c["source"]): c for c in data["cases"]}
-    assert by_cell[("http-latency-p95", "synthetic")]["status"] == "pass"
+    latency = by_cell[("http-latency-p95", "synthetic")]
+    assert latency["status"] == "pass" and "bucket" not in latency["reason"]  # Locust's samples decided
     assert by_cell[("http-error-ratio", "synthetic")]["status"] == "pass"
+    # From Prometheus only (the load does not measure memory); judged on its points.
+    assert by_cell[("process-memory", "synthetic")]["status"] in {"pass", "inconclusive"}
     assert by_cell[("http-latency-p95", "production")]["status"] == "skipped"
     assert data["phases"][0]["load"]["tracks"]["canary"]["requests"] >= 50
+    memory = data["phases"][0]["evidence"]["process-memory"]["synthetic"]
+    assert memory["canary"]["n"] >= 3 and memory["canary"]["level"] > 1_000_000
 
     xml = junitparser.JUnitXml.fromfile(str(reports["junit"]))
     suite = next(iter(xml))
     cases = {c.name: c for c in suite}
-    assert len(cases) == 6  # two objectives × three sources
+    assert len(cases) == 7  # two objectives × three sources, and process memory (synthetic)
     assert cases["http-latency-p95 [synthetic]"].is_passed
     assert cases["http-error-ratio [synthetic]"].is_passed
     assert cases["http-latency-p95 [shadow]"].is_skipped
-    assert suite.failures == 0 and suite.errors == 0 and suite.skipped == 4
+    assert suite.failures == 0 and suite.errors == 0 and suite.skipped in {4, 5}
 
     md = reports["md"].read_text()
     assert md.startswith("## ✅ gate check `checkout-ci`: **pass** (exit 0)")
@@ -289,37 +321,12 @@ def test_same_evidence_gives_the_same_verdict_in_check_and_in_a_rollout() -> Non
     ]
 
 
-def test_prometheus_adds_what_only_it_measures(
-    services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    # The services' own runtime series (resident memory), scraped with the track as a target label.
-    jobs = [
-        ScrapeJob(f"checkout-{track}", [services[name].removeprefix("http://")], labels={"track": track})
-        for name, track in (("stable", "stable"), ("good", "canary"))
-    ]
-    contract = write_contract(tmp_path)
-    text = contract.read_text().replace(
-        "  steps:",
-        "    - {sli: process-memory, max: 4000000000, sources: [synthetic],"
-        " minEvidence: {requests: 0, duration: 2s}}\n  steps:",
-    )
-    contract.write_text(text)
-    report = tmp_path / "r.json"
-    with live_prometheus(tmp_path_factory.mktemp("prom"), jobs, scrape_interval=0.5) as prom:
-        code, out = check(
-            [
-                *(str(contract), "--stable-url", services["stable"], "--canary-url", services["good"]),
-                *("--prometheus", prom.url, "--json-report", str(report)),
-            ]
-        )
-    data = json.loads(report.read_text())
-    by_cell = {(c["objective"], c["source"]): c for c in data["cases"]}
-    # Resident memory comes from Prometheus only: both tracks' series are in the evidence and judged.
-    measured = data["phases"][0]["evidence"]["process-memory"]["synthetic"]
-    assert measured["stable"]["n"] >= 1 and measured["canary"]["level"] > 1_000_000, measured
-    assert by_cell[("process-memory", "synthetic")]["status"] in {"pass", "inconclusive"}
-    assert "missing" not in by_cell[("process-memory", "synthetic")]["reason"]
-    # Locust's raw samples, not Prometheus's buckets, decide the latency cell.
-    latency = by_cell[("http-latency-p95", "synthetic")]
-    assert latency["status"] == "pass" and "bucket" not in latency["reason"]
-    assert code in {0, 3}, out
+def wait_scraped(url: str, metric: str, series: int, timeout: float = 20.0) -> None:
+    """Until Prometheus has ``series`` series of ``metric`` (its first scrapes are in)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": metric}, timeout=5).json()
+        if len(answer.get("data", {}).get("result", [])) >= series:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"Prometheus has not scraped {series} series of {metric}")

@@ -56,7 +56,7 @@ def good(r: LookRequest) -> tuple[Any, str]:
 
 
 def regression(r: LookRequest) -> tuple[Any, str]:
-    return ("rollback", "p95 +25% over stable") if r.step >= 6 else ("promote", "all objectives pass")
+    return ("rollback", "p99 2.6 s under the fault") if r.step >= 4 else ("promote", "all objectives pass")
 
 
 class World:
