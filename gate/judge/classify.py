@@ -320,8 +320,8 @@ def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
         ref = abs(_median(s)) or 1.0
         change, lo, hi = rt.shift / ref, rt.shift_lower / ref, rt.shift_upper / ref
     numbers: Numbers = {
-        "canary": float(np.median(c)),
-        "stable": float(np.median(s)),
+        "canary": _median(c),
+        "stable": _median(s),
         "difference": change,
         "lower": lo,
         "upper": hi,

@@ -92,7 +92,7 @@ class Samples(_Item):
     def array(self) -> npt.NDArray[np.float64]:
         """The values as a float64 array (converted once, then cached)."""
         if self._array is None or self._array.size != len(self.values):
-            self._array = np.asarray(self.values, dtype=np.float64)
+            self._array = np.fromiter(self.values, dtype=np.float64, count=len(self.values))
         return self._array
 
 
