@@ -34,7 +34,7 @@ MAX_SLIS = 64
 MAX_NOTE = 1_000
 
 Note = Annotated[str, Field(max_length=MAX_NOTE)]
-SliName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+SliName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class Window(BaseModel):
