@@ -21,6 +21,14 @@ TRACKS: tuple[str, str] = ("stable", "canary")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class PlanError(ValueError):
     """A load plan that cannot run; the message says which field and what to do."""
 
@@ -110,7 +118,7 @@ class LoadPlan:
     def worker_count(self) -> int:
         """Worker processes this plan runs on this machine ("auto": one per core)."""
         if self.workers == "auto":
-            return max(1, os.cpu_count() or 1)
+            return usable_cores()
         return self.workers
 
     @property
