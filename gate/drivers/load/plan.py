@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +20,9 @@ TRACKS: tuple[str, str] = ("stable", "canary")
 """Every plan drives both tracks, with the same scenario, at the same time."""
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def usable_cores() -> int:
@@ -51,8 +55,16 @@ class LoadTask:
             raise PlanError(f"{where}.method: {self.method!r} is not one of {sorted(METHODS)}")
         if not self.path.startswith("/"):
             raise PlanError(
-                f"{where}.path: {self.path!r} must start with '/' (it is joined to each track's URL)"
+                f"{where}.path: {self.path[:80]!r} must start with '/' (it follows the track URL)"
             )
+        if _UNSAFE.search(self.path):
+            raise PlanError(f"{where}.path: no spaces or control characters (percent-encode them)")
+        for name, value in self.headers.items():
+            if not _TOKEN.fullmatch(name):
+                raise PlanError(f"{where}.headers: {name[:60]!r} is not a valid HTTP header name")
+            if _UNSAFE_VALUE.search(value):
+                # A CR or LF would let a header value smuggle a second header or request.
+                raise PlanError(f"{where}.headers.{name}: no control characters in a header value")
         if not self.weight > 0:
             raise PlanError(f"{where}.weight: must be positive, got {self.weight}")
         if self.json is not None and self.body is not None:
@@ -108,8 +120,10 @@ class LoadPlan:
             raise PlanError(f"load.workers: must be a positive integer or 'auto', got {self.workers!r}")
         if not 0 < self.saturation_cpu <= 1:
             raise PlanError(f"saturation_cpu: a share of one core in (0, 1], got {self.saturation_cpu}")
-        if not self.header or any(c in self.header for c in " :\r\n"):
-            raise PlanError(f"traffic.header: {self.header!r} is not a valid HTTP header name")
+        if not _TOKEN.fullmatch(self.header):
+            raise PlanError(f"traffic.header: {self.header[:60]!r} is not a valid HTTP header name")
+        if _UNSAFE_VALUE.search(self.header_value):
+            raise PlanError("header_value: no control characters in a header value")
         lo, hi = self.think_time
         if lo < 0 or hi < lo:
             raise PlanError(f"think_time: need 0 <= min <= max, got {self.think_time}")

@@ -202,6 +202,16 @@ def test_plan_errors_say_what_and_where() -> None:
         LoadPlan(stable_url="http://a", canary_url="http://b", tasks=(LoadTask("x", "nope"),))
     with pytest.raises(PlanError, match="canary URL"):
         LoadPlan(stable_url="http://a", canary_url="ftp://b", tasks=(LoadTask("x"),))
+    with pytest.raises(PlanError, match="control characters"):
+        LoadPlan(
+            stable_url="http://a",
+            canary_url="http://b",
+            tasks=(LoadTask("x", headers={"X-A": "1\r\nX-Traffic-Source: production"}),),
+        )
+    with pytest.raises(PlanError, match="spaces or control"):
+        LoadPlan(stable_url="http://a", canary_url="http://b", tasks=(LoadTask("x", "/a b HTTP/1.1\r\n"),))
+    with pytest.raises(PlanError, match="header name"):
+        LoadPlan(stable_url="http://a", canary_url="http://b", tasks=(LoadTask("x"),), header="X Bad:")
     with pytest.raises(PlanError, match="no tasks and no locustfile"):
         LoadPlan(stable_url="http://a", canary_url="http://b")
     no_load = parse_contract(textwrap.dedent(CONTRACT.split("  load:", maxsplit=1)[0]) + "  objectives: []\n")
