@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="round-robin rounds (median reported)")
     parser.add_argument("--users", type=int, default=10, help="gate users (requests in flight per track)")
     args = parser.parse_args(argv)
 
