@@ -57,7 +57,7 @@ async def test_switch_is_bounded_partial_and_clearable() -> None:
         assert state["switch"] == {"latency_ms": 0, "latency_factor": 2, "error_rate": 1, "leak": False}
         assert (await client.get("/catalog/1")).status_code == 500
         codes = await _samples(client, "http_requests_total")
-        assert [lab["status"] for lab, _ in codes] == ["500"]
+        assert [lab["code"] for lab, _ in codes] == ["500"]
         await client.delete("/__switch")
         assert (await client.get("/catalog/1")).status_code == 200
 
