@@ -164,20 +164,22 @@ class NginxServer:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def reload(self, settle: float = 0.3, timeout: float = 5.0) -> None:
+    def reload(self, timeout: float = 10.0) -> None:
         """SIGHUP: the master re-reads the config; old workers finish their requests.
 
-        Returns once nginx's log shows the old workers shutting down (new ones serve the new config),
-        or raises NginxError when nginx refused the config at reload ([emerg]; it keeps the old one).
-        Without notice-level logging it falls back to waiting `settle` seconds."""
+        Returns once new workers serve the new config and every old worker has stopped taking
+        connections (it logged "gracefully shutting down" or is gone), so a request sent after this
+        returns is routed by the new config. Raises NginxError when nginx refused the config at
+        reload ([emerg]; it keeps the old one) or did not confirm within `timeout`."""
         pid = self.pid()
         if pid is None:
             raise NginxError("nginx is not running; cannot reload")
         error_log = self.prefix / "logs" / "error.log"
         offset = error_log.stat().st_size if error_log.exists() else 0
-        started = time.monotonic()
+        old_workers = _children(pid)
+        deadline = time.monotonic() + timeout
         os.kill(pid, signal.SIGHUP)
-        while True:
+        while time.monotonic() < deadline:
             time.sleep(0.01)
             fresh = _read_from(error_log, offset)
             emergencies = [line for line in fresh.splitlines() if "[emerg]" in line]
@@ -186,11 +188,12 @@ class NginxServer:
                     "nginx rejected the config at reload and keeps the previous one: "
                     + emergencies[-1][-500:]
                 )
-            if "gracefully shutting down" in fresh:
+            workers = _children(pid)
+            lingering = old_workers & workers
+            draining = fresh.count("gracefully shutting down")
+            if workers - old_workers and (not lingering or draining >= len(lingering)):
                 return
-            elapsed = time.monotonic() - started
-            if (elapsed >= settle and "reconfiguring" not in fresh) or elapsed >= timeout:
-                return
+        raise NginxError(f"nginx did not confirm the reload within {timeout:.0f}s (see {error_log})")
 
     def stop(self, timeout: float = 10.0) -> None:
         pid = self.pid()
@@ -223,6 +226,21 @@ def _read_from(path: Path, offset: int, limit: int = 64_000) -> str:
             return fh.read(limit).decode(errors="replace")
     except OSError:
         return ""
+
+
+def _children(pid: int) -> set[int]:
+    """Live child processes of `pid` (nginx's workers), read from /proc."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -59,7 +59,8 @@ def test_same_scenario_on_both_tracks_with_the_synthetic_header(services: Servic
         assert all(0 < s < 5 for s in res.samples)
         # Every request the service saw carried the synthetic header; the driver saw each answer.
         assert set(seen["sources"]) == {"synthetic"}
-        assert res.requests <= seen["requests"] <= res.requests + 4
+        # Requests in flight when the run stops reach the server unrecorded: at most one per Locust user.
+        assert res.requests <= seen["requests"] <= res.requests + 8
         assert seen["methods"].keys() == {"GET", "POST"}
         assert seen["bodies"] == {'{"sku": "A-1", "qty": 1}': seen["paths"]["/orders"]}
         q = res.quantile(0.99)
