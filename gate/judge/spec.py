@@ -50,9 +50,15 @@ class ObjectiveSpec:
             math.isfinite(self.max_increase) and self.max_increase >= 0
         ):
             raise ValueError(f"objective {self.key}: max_increase must be a fraction >= 0")
-        if all(v is None for v in (self.max, self.min, self.max_increase, self.max_growth)):
+        if self.max_decrease is not None and not (
+            math.isfinite(self.max_decrease) and 0 <= self.max_decrease < 1
+        ):
+            raise ValueError(f"objective {self.key}: max_decrease must be a fraction in [0, 1)")
+        if all(
+            v is None for v in (self.max, self.min, self.max_increase, self.max_decrease, self.max_growth)
+        ):
             raise ValueError(
-                f"objective {self.key}: needs at least one of max, min, max_increase, max_growth"
+                f"objective {self.key}: needs one of max, min, max_increase, max_decrease, max_growth"
             )
 
     @property

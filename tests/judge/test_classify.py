@@ -198,3 +198,18 @@ def test_histogram_quantile_in_the_bucket_above_the_bound_fails() -> None:
     bounds = [0.1, 0.25, 0.5, math.inf]
     h = Histogram(bounds=bounds, counts=[5000.0, 8000.0, 10000.0, 10000.0])
     assert verdict(ObjectiveSpec(key="h", sli="l", quantile=0.95, max=0.25), h).status == Status.FAIL
+
+
+def test_max_decrease_catches_a_drop_and_ignores_a_rise(rng: np.random.Generator) -> None:
+    obj = ObjectiveSpec(key="rps", sli="throughput", max_decrease=0.05)
+    s = rng.lognormal(np.log(100), 0.2, 3000)
+    assert verdict(obj, _lat(s * 0.8), _lat(s[::-1].copy())).status == Status.FAIL
+    assert verdict(obj, _lat(s * 1.3), _lat(s[::-1].copy())).status != Status.FAIL
+
+
+def test_gauge_level_relative_to_stable(rng: np.random.Generator) -> None:
+    t = np.arange(0.0, 600.0, 1.0)
+    stable = GaugeSeries(points=list(zip(t, 500 + rng.normal(0, 5, t.size), strict=True)))
+    canary = GaugeSeries(points=list(zip(t, 700 + rng.normal(0, 5, t.size), strict=True)))
+    v = verdict(ObjectiveSpec(key="rss", sli="memory", max_increase=0.1), canary, stable)
+    assert v.status == Status.FAIL and "location" in {c.name for c in v.checks}
