@@ -30,11 +30,14 @@ def judge(
     *,
     final: bool = False,
     units: Mapping[str, str] | None = None,
+    now: float | None = None,
+    max_age: float | None = None,
 ) -> Judgement:
     """Judge the evidence against the objectives; `final` marks the last look of a step.
 
     Objectives and policy may be the contract's own models or the judge's specs; `units` maps an SLI
-    name to its unit ("seconds", "ratio", ...) for the reasons in words.
+    name to its unit ("seconds", "ratio", ...) for the reasons in words. With `now` (unix seconds, given
+    as data: the judge has no clock) and `max_age`, entries whose window ended earlier are stale.
     """
     policy = judge_policy(policy) if isinstance(policy, Policy) else (policy or JudgePolicy())
     objs = from_contract(objectives, units)
@@ -47,7 +50,11 @@ def judge(
         key = (sli, source, track)
         if key not in prepared:
             item = evidence.get(sli, source, track)
-            prepared[key] = None if item is None else prepare(item, policy.outliers, policy.outlier_factor)
+            prepared[key] = (
+                None
+                if item is None
+                else prepare(item, policy.outliers, policy.outlier_factor, now=now, max_age=max_age)
+            )
         return prepared[key]
 
     verdicts: list[Verdict] = []

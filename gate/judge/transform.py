@@ -49,13 +49,30 @@ class Prepared:
         return self._log
 
 
-def prepare(item: Item, outliers: Literal["keep", "remove"] = "keep", factor: float = 3.0) -> Prepared:
-    """Clean one entry; never raises for bad data (that becomes a problem), only for programming errors."""
+def prepare(
+    item: Item,
+    outliers: Literal["keep", "remove"] = "keep",
+    factor: float = 3.0,
+    *,
+    now: float | None = None,
+    max_age: float | None = None,
+) -> Prepared:
+    """Clean one entry; never raises for bad data (that becomes a problem), only for programming errors.
+
+    With `now` and `max_age` (seconds; time arrives as data), an entry whose window ended longer ago
+    than `max_age` is stale, as is one without a window: its age cannot be established.
+    """
     out = Prepared(kind=item.kind, usable=True, window=item.window)
     if item.missing:
         out.problems.append("no data (the series is missing)")
     if item.stale:
         out.problems.append("stale (older than the freshness limit)")
+    elif now is not None and max_age is not None and not item.missing:
+        if item.window is None:
+            out.problems.append("stale: the entry has no window, so its age is unknown")
+        elif now - item.window.end > max_age:
+            age = now - item.window.end
+            out.problems.append(f"stale: the newest data is {age:.0f}s old (limit {max_age:.0f}s)")
     if item.saturated:
         out.problems.append("the load generator was saturated (its latencies measure itself)")
     if isinstance(item, Samples):

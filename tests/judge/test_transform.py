@@ -52,3 +52,15 @@ def test_gauge_needs_three_points_and_is_sorted_by_time() -> None:
     assert not prepare(GaugeSeries(points=[(1.0, 1.0), (2.0, 2.0)])).usable
     p = prepare(GaugeSeries(points=[(3.0, 30.0), (1.0, 10.0), (2.0, math.nan), (2.5, 20.0)]))
     assert p.usable and p.times is not None and p.times.tolist() == [1.0, 2.5, 3.0]
+
+
+def test_age_is_judged_from_time_given_as_data() -> None:
+    from gate.judge.evidence import Window
+
+    fresh = Counts(errors=0, total=10, window=Window(start=900, end=990))
+    old = Counts(errors=0, total=10, window=Window(start=0, end=100))
+    assert prepare(fresh, now=1000, max_age=30).usable
+    p = prepare(old, now=1000, max_age=30)
+    assert not p.usable and "900s old" in p.problems[0]
+    assert not prepare(Counts(errors=0, total=10), now=1000, max_age=30).usable  # age unknown
+    assert prepare(old).usable  # without `now`, only the driver's flag counts
