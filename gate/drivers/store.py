@@ -39,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 SCHEMA_VERSION = 1
@@ -334,10 +335,22 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._engine: Engine = create_engine(f"sqlite:///{self.path}", future=True)
         event.listen(self._engine, "connect", _set_pragmas)
-        _Base.metadata.create_all(self._engine)
-        with self._session() as s:
-            if s.get(_Meta, "schema_version") is None:
-                s.add(_Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        # Two processes opening a new file at once (a runner and the dashboard) both see the tables
+        # missing; the loser's CREATE fails. The tables exist then: look again.
+        for attempt in range(5):
+            try:
+                _Base.metadata.create_all(self._engine)
+                with self._session() as s:
+                    if s.get(_Meta, "schema_version") is None:
+                        s.add(_Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            except (OperationalError, IntegrityError) as exc:
+                if attempt == 4 or not ("already exists" in str(exc) or "UNIQUE" in str(exc)):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def close(self) -> None:
         """Release the database connections."""

@@ -3,9 +3,11 @@ router; the CLI promotes or rolls back, exits accordingly and leaves the run in 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,73 @@ def test_gate_run_rolls_back_when_evidence_stays_inconclusive(
         detail = store.run_detail(run.id)
         assert detail is not None and detail.state["cause"] == "inconclusive"
         assert any(v.status == "inconclusive" for lk in detail.looks for v in lk.verdicts)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError("condition not reached")
+
+
+def _at_weight(store_path: Path, weight: int) -> Callable[[], bool]:
+    def check() -> bool:
+        if not store_path.exists():
+            return False
+        with RunStore(store_path) as store:
+            runs = store.list_runs()
+            return bool(runs) and runs[0].weight == weight
+
+    return check
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "--abort"])
+def test_a_rollout_in_progress_is_rolled_back_by_a_person(
+    tmp_path: Path, topology: dict[str, str], how: str
+) -> None:
+    port = free_port()
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(CONTRACT.format(port=port, steps="[10%, pause 1m, 100%]", **topology))
+    store_path, prefix = tmp_path / "runs.sqlite", tmp_path / "nginx"
+    gate = str(ROOT / ".venv" / "bin" / "gate")
+    args = [
+        gate,
+        "run",
+        str(contract),
+        "--store",
+        str(store_path),
+        "--nginx-prefix",
+        str(prefix),
+        "--no-live",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        try:
+            _wait_for(_at_weight(store_path, 10))
+        except TimeoutError:
+            proc.kill()
+            raise AssertionError(proc.communicate(timeout=10)[0]) from None
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+        else:
+            with RunStore(store_path) as store:
+                run_id = store.list_runs()[0].id
+            asked = subprocess.run(
+                [*args, "--abort", run_id], capture_output=True, text=True, timeout=60, check=False
+            )
+            assert asked.returncode == 0, asked.stderr
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        NginxServer(prefix).stop()
+    assert proc.returncode == 1, out
+    state = parse_state((prefix / "conf" / "nginx.conf").read_text())
+    assert state is not None and (state.canary_weight, state.mirror_percent) == (0, 0)
+    with RunStore(store_path) as store:
+        (run,) = store.list_runs()
+        detail = store.run_detail(run.id)
+        assert detail is not None and detail.state["cause"] == "abort" and run.status == "rolled_back"

@@ -4,6 +4,8 @@ and the runner recording a Prometheus outage as error looks while it holds."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,14 @@ def test_a_prometheus_outage_mid_rollout_holds_is_recorded_and_then_resolves(tmp
         actions = [(lk.at, lk.action) for lk in detail.looks]
         assert [a for t, a in actions if 5 <= t < 30] == ["error"] * 5
         assert actions[-1][1] == "promote" and actions[-1][0] >= 30
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # A runner and the dashboard (or a poller) creating the same new file: none may fail.
+    path = tmp_path / "runs.sqlite"
+    code = "import sys; from gate.drivers.store import RunStore; RunStore(sys.argv[1]).close()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE) for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
