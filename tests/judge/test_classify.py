@@ -36,6 +36,11 @@ def test_planned_checks_follow_the_objective_and_the_evidence_form() -> None:
     assert planned_checks(both, "samples") == ["bound", "location", "tail"]
     assert planned_checks(ObjectiveSpec(key="e", sli="e", max_increase=0.1), "counts") == ["errors"]
     assert planned_checks(ObjectiveSpec(key="g", sli="g", max_growth=0.0), "gauge") == ["trend"]
+    # without a quantile a relative latency objective still checks the tail (p99), not just the median
+    assert planned_checks(ObjectiveSpec(key="m", sli="s", max_increase=0.1), "samples") == [
+        "location",
+        "tail",
+    ]
 
 
 def test_absolute_quantile_pass_fail_and_inconclusive(rng: np.random.Generator) -> None:
