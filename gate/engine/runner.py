@@ -476,8 +476,9 @@ class Runner:
         for name, call in (
             ("set_weight(0)", lambda: self.router.set_weight(0)),
             ("set_mirror(0)", lambda: self.router.set_mirror(0)),
-            ("stop load", (self.load.stop if self.load is not None else _nothing)),
+            # Faults before load: stopping Locust waits for its last batch; a fault must not wait.
             ("undo faults", (self.chaos.stop_all if self.chaos is not None else _nothing)),
+            ("stop load", (self.load.stop if self.load is not None else _nothing)),
         ):
             err = self._retry(call)
             if err:
