@@ -26,7 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from gate.contract import ContractError, SliLibrary, load_contract
-from gate.drivers.diagnostics import Target, go_pprof
+from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
 from gate.drivers.routers import RouterError, router_for
 from gate.drivers.store import RunStore, StoreError
 from gate.engine import codec
@@ -101,6 +101,12 @@ def run(
 
     targets: list[Target] = list(go_pprof(pprof)) if pprof else []
     targets += [Target(f"capture-{i}", path) for i, path in enumerate(capture or [])]
+    if not targets and ANNOTATION in contract.metadata.annotations:
+        try:
+            targets = targets_from_spec(contract.metadata.annotations[ANNOTATION])
+        except ValueError as exc:
+            err.print(f"{escape(str(contract_path))}: metadata.annotations: {escape(str(exc))}")
+            raise typer.Exit(EXIT_INVALID) from None
     store = RunStore(store_path)
     try:
         router = router_for(contract, prefix=nginx_prefix.resolve())

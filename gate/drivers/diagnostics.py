@@ -117,3 +117,27 @@ class DiagnosticsCapture:
                 )
         except httpx.HTTPError as exc:
             return Captured(target.name, url, b"", error=f"{type(exc).__name__}: {exc}")
+
+
+ANNOTATION = "perfgate.dev/diagnostics"
+
+
+def targets_from_spec(spec: str) -> list[Target]:
+    """Targets from words: ``pprof`` or ``pprof:SECONDS`` (the Go set), and paths (``/debug/vars``).
+
+    The contract names them in the annotation ``perfgate.dev/diagnostics`` (comma-separated), e.g.
+    ``pprof:5, /debug/vars``. Raises ValueError on a word it does not know."""
+    targets: list[Target] = []
+    for i, raw in enumerate(part.strip() for part in spec.split(",")):
+        if not raw:
+            continue
+        if raw == "pprof" or raw.startswith("pprof:"):
+            seconds = raw.partition(":")[2] or "5"
+            if not seconds.isdigit() or not 1 <= int(seconds) <= 60:
+                raise ValueError(f"{ANNOTATION}: pprof seconds must be 1-60, got {seconds[:20]!r}")
+            targets += go_pprof(int(seconds))
+        elif raw.startswith("/"):
+            targets.append(Target(f"capture-{i}", raw[:512]))
+        else:
+            raise ValueError(f"{ANNOTATION}: expected pprof, pprof:SECONDS or a /path, got {raw[:40]!r}")
+    return targets

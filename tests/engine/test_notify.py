@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gate.drivers.diagnostics import DiagnosticsCapture, Target, go_pprof
 from gate.drivers.notify import Channel, Notifier
 from gate.drivers.store import RunStore
@@ -214,3 +216,19 @@ def test_a_rollback_notifies_every_channel_once_and_keeps_diagnostics_with_the_r
     assert sent[("hook", "rolled_back")] and not sent[("slack", "rolled_back")]
     assert [d.name for d in detail.diagnostics] == ["goroutines"]
     assert store.diagnostic_data(runner.run_id, detail.diagnostics[0].id) == b"goroutine 7 [chan receive]:\n"
+
+
+def test_the_contract_names_its_diagnostics_in_an_annotation() -> None:
+    from gate.drivers.diagnostics import targets_from_spec
+
+    targets = targets_from_spec("pprof:3, /debug/vars")
+    assert [(t.name, t.path) for t in targets] == [
+        ("goroutines", "/debug/pprof/goroutine?debug=2"),
+        ("cpu-profile", "/debug/pprof/profile?seconds=3"),
+        ("heap", "/debug/pprof/heap"),
+        ("capture-1", "/debug/vars"),
+    ]
+    with pytest.raises(ValueError, match="expected pprof"):
+        targets_from_spec("http://elsewhere/x")
+    with pytest.raises(ValueError, match="1-60"):
+        targets_from_spec("pprof:999")
