@@ -68,7 +68,9 @@ def classify(
     memo: dict[tuple[object, ...], object] | None = None,
 ) -> Verdict:
     """The verdict for one objective on one source, from cleaned canary (and stable) evidence."""
-    unit = obj.unit or ("ratio" if canary is not None and canary.kind == "counts" else "seconds")
+    # Without a declared unit: counts are ratios, samples and histograms latencies, gauges plain numbers.
+    default_unit = {"counts": "ratio", "samples": "seconds", "histogram": "seconds"}
+    unit = obj.unit or (default_unit.get(canary.kind, "") if canary is not None else "")
     gate = _gate(obj, canary, "canary", policy)
     if gate is not None or canary is None:
         return _verdict(obj, source, [_inconclusive("evidence", "conformance", gate or "no canary evidence")])
