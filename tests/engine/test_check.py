@@ -330,3 +330,39 @@ def wait_scraped(url: str, metric: str, series: int, timeout: float = 20.0) -> N
             return
         time.sleep(0.2)
     raise TimeoutError(f"Prometheus has not scraped {series} series of {metric}")
+
+
+def test_chaos_runs_under_load_and_its_objectives_are_judged_on_its_window(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    # An inline Chaos Toolkit experiment (its own worker process); the objective bound to it is
+    # judged on the window it ran in, the others on the baseline.
+    experiment = (
+        "  chaos:\n"
+        "    slow-dependency:\n"
+        "      inline:\n"
+        "        title: a dependency slows down\n"
+        "        description: stands in for a fault; the action only waits\n"
+        "        method:\n"
+        "          - {type: action, name: wait, provider: {type: process, path: sleep, arguments: '1'}}\n"
+        "  objectives:\n"
+        "    - {sli: http-latency, quantile: 0.99, max: 2.1s, during: slow-dependency, sources: [synthetic],\n"
+        "       minEvidence: {requests: 50, duration: 1s}}\n"
+    )
+    contract = write_contract(tmp_path)
+    text = contract.read_text().replace("  objectives:\n", experiment, 1)
+    text = text.replace("[load, mirror 100%", "[load, {chaos: slow-dependency, for: 3s}, mirror 100%")
+    contract.write_text(text)
+    report = tmp_path / "r.json"
+    code, out = check(
+        [
+            *(str(contract), "--stable-url", services["stable"], "--canary-url", services["good"]),
+            *("--json-report", str(report), "--workdir", str(tmp_path / "work")),
+        ]
+    )
+    data = json.loads(report.read_text())
+    assert [p["name"] for p in data["phases"]] == ["baseline", "chaos slow-dependency"]
+    chaos_case = next(c for c in data["cases"] if c["objective"] == "http-latency-p99-during-slow-dependency")
+    assert chaos_case["phase"] == "chaos slow-dependency" and chaos_case["status"] == "pass", chaos_case
+    assert data["phases"][1]["load"]["tracks"]["canary"]["requests"] > 0
+    assert code == 0, out
