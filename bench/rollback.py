@@ -35,11 +35,12 @@ from rich.console import Console
 from bench.report import write_section
 from gate.contract import load_contract
 from gate.demo.contract import demo_contract_data
-from gate.demo.rollout import build_runner, open_store
+from gate.demo.rollout import Watchers, build_runner, open_store
 from gate.demo.topology import Topology, TopologyConfig
 
 COMMAND = "make bench-rollback  (python -m bench.rollback --out docs/benchmarks.md)"
 TARGET_FORMULA = "2 × scrape interval + 5 s"
+MIN_EVIDENCE_REQUESTS = 50
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Trial:
     breach_to_rollback: float | None
     status: str
     reason: str
+    decided_after: float | None = None  # fault -> the look that decided to roll back (detection)
+    looks_after_fault: int = 0  # looks completed after the fault, the deciding one included
+    look_seconds: float | None = None  # how long the deciding look took (query + judge)
 
 
 def _bench_contract(topology: Topology, weight: int, interval: float, hold: float) -> tuple[Any, str]:
@@ -74,6 +78,10 @@ def _bench_contract(topology: Topology, weight: int, interval: float, hold: floa
     spec["steps"] = [f"{weight}%", f"analyze {int(hold)}s", "100%"]
     spec["policy"]["interval"] = f"{interval:g}s"
     spec["objectives"] = [o for o in spec["objectives"] if not o.get("during")]
+    # The gate set up to react: a verdict may come as soon as two scrapes and 50 requests are in
+    # (the demo contract asks for 10 s, which alone would put a floor under the reaction time).
+    for objective in spec["objectives"]:
+        objective["minEvidence"] = {"requests": MIN_EVIDENCE_REQUESTS, "duration": "2s"}
     buf = io.StringIO()
     YAML().dump(data, buf)
     path = topology.workdir / "bench-contract.yaml"
@@ -116,12 +124,25 @@ def run_trials(
         scrape = float(contract.spec.prometheus.scrape_interval)
         time.sleep(3)  # a few scrapes of production traffic before the first run
         for index in range(runs):
-            runner, close = build_runner(topology, contract, text, store, meta={"bench": "rollback"})
+            looks: list[tuple[float, float, str]] = []  # (monotonic at the end, seconds it took, action)
+
+            def on_look(request: Any, outcome: Any, looks: list[tuple[float, float, str]] = looks) -> None:
+                looks.append((time.monotonic(), max(0.0, time.time() - request.at), str(outcome.action)))
+
+            runner, close = build_runner(
+                topology,
+                contract,
+                text,
+                store,
+                watchers=Watchers(on_look=on_look),
+                meta={"bench": "rollback"},
+            )
             thread = threading.Thread(target=runner.run, name=f"rollout-{index}", daemon=True)
             thread.start()
             held_at = _wait_weight(topology, lambda w: w == weight, timeout=30)
             hold = rng.uniform(lo, hi)
             elapsed: float | None = None
+            fault_at = float("inf")
             if held_at is not None:
                 time.sleep(max(0.0, held_at + hold - time.monotonic()))
                 if runner.state.terminal:
@@ -135,7 +156,20 @@ def run_trials(
             close()
             topology.clear_switch("canary")
             state = runner.state
-            trials.append(Trial(index, hold, elapsed, state.status, state.reason))
+            after = [(t, d, a) for t, d, a in looks if t >= fault_at]
+            deciding = next(((t, d) for t, d, a in after if a == "rollback"), None)
+            trials.append(
+                Trial(
+                    index,
+                    hold,
+                    elapsed,
+                    state.status,
+                    state.reason,
+                    decided_after=None if deciding is None else deciding[0] - fault_at,
+                    looks_after_fault=len([1 for t, _, _ in after if deciding is None or t <= deciding[0]]),
+                    look_seconds=None if deciding is None else deciding[1],
+                )
+            )
             shown = "—" if elapsed is None else f"{elapsed:.2f}s"
             console.print(
                 f"  run {index + 1:2}/{runs}: fault after {hold:4.1f}s hold → weight 0 in {shown}  "
@@ -182,7 +216,8 @@ def report(trials: list[Trial], setup: dict[str, Any]) -> str:
         f"{setup['interval']:g} s; the canary holds {setup['weight']} % of {setup['users']:g} production requests/s; "
         f"at a random moment {setup['hold'][0]:g}–{setup['hold'][1]:g} s into the hold its latency is doubled "
         "(demo switch `latency_factor: 2`); the time is measured from the switch to nginx's config in effect "
-        "showing canary weight 0 (polled every 20 ms). Objectives: "
+        f"showing canary weight 0 (polled every 20 ms). Each objective may conclude once {MIN_EVIDENCE_REQUESTS} "
+        "requests over 2 s are in (`minEvidence`). Objectives: "
         + ", ".join(f"`{k}`" for k in setup["objectives"])
         + "."
     )
@@ -199,6 +234,19 @@ def report(trials: list[Trial], setup: dict[str, Any]) -> str:
         ]
     else:
         lines.append(f"No run reached weight 0 ({len(trials)} runs): see the run outcomes below.")
+    decided = [t for t in trials if t.decided_after is not None and t.breach_to_rollback is not None]
+    if decided:
+        detect = [t.decided_after or 0.0 for t in decided]
+        act = [(t.breach_to_rollback or 0.0) - (t.decided_after or 0.0) for t in decided]
+        look = [t.look_seconds or 0.0 for t in decided]
+        lines += [
+            "",
+            "Where the time goes (medians over the runs): "
+            f"fault → the look that decided to roll back **{statistics.median(detect):.2f} s** "
+            f"({statistics.median([t.looks_after_fault for t in decided]):.0f} looks after the fault; the deciding look itself "
+            f"took {statistics.median(look):.2f} s to query and judge); decision → nginx showing weight 0 "
+            f"**{statistics.median(act):.2f} s** (the rollback transition is checkpointed, the config checked with `nginx -t` and reloaded).",
+        ]
     missed = [t for t in trials if t.breach_to_rollback is None]
     if missed:
         lines.append("")
@@ -241,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "--weight", type=int, default=50, help="canary weight held during the fault (percent)"
     )
     parser.add_argument("--interval", type=float, default=1.0, help="the engine's look interval (seconds)")
-    parser.add_argument("--users", type=float, default=60.0, help="production requests per second")
+    parser.add_argument("--users", type=float, default=100.0, help="production requests per second")
     parser.add_argument("--hold-min", type=float, default=3.0)
     parser.add_argument("--hold-max", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
