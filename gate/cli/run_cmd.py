@@ -76,6 +76,12 @@ def run(
         list[str] | None, typer.Option(help="On a failed canary, GET this path on it and keep the answer.")
     ] = None,
     live: Annotated[bool, typer.Option(help="Show the live view (off: one line per transition).")] = True,
+    exit_when_held: Annotated[
+        bool,
+        typer.Option(
+            help="Exit (code 3) when the run is held for a person, instead of waiting for --approve."
+        ),
+    ] = False,
 ) -> None:
     """Carry the canary through the contract's steps: weights, mirror, load, chaos, continuous
     analysis; promote or roll back. Exit 0 promoted, 1 rolled back, 2 invalid, 3 held, 4 failed."""
@@ -174,17 +180,20 @@ def run(
             raise KeyboardInterrupt
         runner.request_soon(Abort(at=time.time(), by="gate run", reason="Ctrl-C"))
 
+    def stop_when(state: State) -> bool:
+        return exit_when_held and state.status == "held"
+
     previous = signal.signal(signal.SIGINT, on_sigint)
     final: State | None = None
     try:
         if live:
             with Live(view.render(), console=Console(), refresh_per_second=4, transient=False) as screen:
                 view.screen = screen
-                final = runner.run()
+                final = runner.run(stop_when=stop_when)
                 screen.update(view.render())
         else:
             view.console = Console(highlight=False)
-            final = runner.run()
+            final = runner.run(stop_when=stop_when)
     except KeyboardInterrupt:
         err.print(
             f"[yellow]stopped; the run is recorded. Continue it (and finish any rollback) with:[/]\n"
@@ -199,6 +208,12 @@ def run(
         raise typer.Exit(EXIT_OF["running"])
     style = "green" if final.status == "promoted" else "red"
     Console(highlight=False).print(f"[bold {style}]{final.status}[/]: {escape(final.reason)}")
+    if final.status == "held":
+        again = f"gate run {escape(str(contract_path))} --store {escape(str(store_path))}"
+        err.print(
+            f"the canary stays at {final.weight}%. Decide with `{again} --approve {runner.run_id}` "
+            f"(or --abort), then continue with `{again} --resume {runner.run_id}`"
+        )
     raise typer.Exit(EXIT_OF.get(final.status, 4))
 
 

@@ -236,14 +236,18 @@ class Runner:
 
     # ----------------------------------------------------------------------------------- loop
 
-    def run(self, *, max_transitions: int | None = None) -> State:
-        """Run (or resume) until the run is finished; returns the final state."""
+    def run(
+        self, *, max_transitions: int | None = None, stop_when: Callable[[State], bool] | None = None
+    ) -> State:
+        """Run (or resume) until the run is finished (or ``stop_when`` says so); returns the state."""
         self.recover()
         if self.state.phase == "pending":
             self.feed(Start(at=self.clock.now()))
         count = 0
         while not self.state.terminal:
             if max_transitions is not None and count >= max_transitions:
+                break
+            if stop_when is not None and stop_when(self.state):
                 break
             self._drain_soon()
             if self._consume_one():

@@ -210,3 +210,33 @@ def test_a_rollout_in_progress_is_rolled_back_by_a_person(
         (run,) = store.list_runs()
         detail = store.run_detail(run.id)
         assert detail is not None and detail.state["cause"] == "abort" and run.status == "rolled_back"
+
+
+def test_a_held_run_exits_3_keeps_its_weight_and_a_person_decides_later(
+    tmp_path: Path, topology: dict[str, str]
+) -> None:
+    port = free_port()
+    contract = tmp_path / "contract.yaml"
+    text = CONTRACT.format(port=port, steps="[10%, analyze 1s, 100%]", **topology)
+    contract.write_text(text.replace("onInconclusive: rollback", "onInconclusive: hold"))
+    store_path, prefix = tmp_path / "runs.sqlite", tmp_path / "nginx"
+    base = ["run", str(contract), "--store", str(store_path), "--nginx-prefix", str(prefix), "--no-live"]
+    runner = CliRunner()
+    try:
+        held = runner.invoke(app, [*base, "--exit-when-held"], catch_exceptions=False)
+        assert held.exit_code == 3, held.output
+        state = parse_state((prefix / "conf" / "nginx.conf").read_text())
+        assert state is not None and state.canary_weight == 10  # held, not promoted, not rolled back
+        with RunStore(store_path) as store:
+            run_id = store.list_runs()[0].id
+        asked = runner.invoke(app, [*base, "--abort", run_id], catch_exceptions=False)
+        assert asked.exit_code == 0, asked.output
+        resumed = runner.invoke(app, [*base, "--resume", run_id], catch_exceptions=False)
+        assert resumed.exit_code == 1, resumed.output
+    finally:
+        NginxServer(prefix).stop()
+    state = parse_state((prefix / "conf" / "nginx.conf").read_text())
+    assert state is not None and state.canary_weight == 0
+    with RunStore(store_path) as store:
+        (run,) = store.list_runs()
+        assert run.status == "rolled_back"
