@@ -12,9 +12,9 @@ Every ``inject``/``set`` writes the fault and its undo to the fault ledger (``GA
 *before* touching anything, and refuses to act without a ledger: a fault gate cannot record is a fault
 it might never undo. Every ``clear`` is idempotent and closes the ledger entry.
 
-Istio VirtualService faults are in ``gate.drivers.chaos.istio``; pod kill and scale come straight
-from chaostoolkit-kubernetes (``chaosk8s.pod.actions.terminate_pods``,
-``chaosk8s.deployment.actions.scale_deployment``). This module uses plain HTTP only, so gate may
+Istio VirtualService faults are in ``gate.drivers.chaos.istio``, a recorded Deployment scale in
+``gate.drivers.chaos.scale``; pod kill comes straight from chaostoolkit-kubernetes
+(``chaosk8s.pod.actions.terminate_pods``: nothing to undo). This module uses plain HTTP only, so gate may
 also call the ``clear_*`` functions in its own process when it recovers after a crash.
 """
 

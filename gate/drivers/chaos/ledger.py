@@ -42,11 +42,12 @@ MAX_LEDGER_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
 KEEP_CLOSED = 200  # closed entries kept by compaction, for the record
 
-# What an undo may call. Kinds that need the Kubernetes client (istio) are undone in the chaos worker
+# What an undo may call. Kinds that need the Kubernetes client (istio, scale) are undone in the chaos worker
 # process, never in gate's own process (see ChaosDriver.recover).
 UNDO_ALLOWED: dict[str, frozenset[str]] = {
     "gate.drivers.chaos.actions": frozenset({"clear_http_fault", "clear_demo_switch"}),
     "gate.drivers.chaos.istio": frozenset({"clear_istio_fault"}),
+    "gate.drivers.chaos.scale": frozenset({"restore_deployment_scale"}),
 }
 IN_PROCESS_MODULES = frozenset({"gate.drivers.chaos.actions"})
 
