@@ -107,7 +107,7 @@ class State:
     looks: int = 0  # looks asked for (Measure effects)
     failed: int = 0  # failed looks since the last conclusion
     inconclusive: int = 0  # inconclusive looks in this step while waiting for a conclusion
-    errors: int = 0  # consecutive failed analyses while waiting for a conclusion
+    errors: int = 0  # consecutive failed analyses (looks that raised, or verdicts in Error)
     last_action: Action | None = None
     reason: str = ""
     cause: Cause | None = None
@@ -427,7 +427,14 @@ def _advance_timed(plan: Plan, state: State, at: float) -> tuple[State, list[Eff
     if state.step >= len(plan.steps):
         return state, []
     step = plan.steps[state.step]
-    if step.kind == "pause" and step.duration is not None and _elapsed(state, at) >= step.duration:
+    # A pause needs no conclusion, but it does not end while the analysis is blind (the last look
+    # failed): what follows a pause is usually more traffic to the canary.
+    if (
+        step.kind == "pause"
+        and step.duration is not None
+        and _elapsed(state, at) >= step.duration
+        and state.errors == 0
+    ):
         return _leave_step(plan, state, at, "pause over")
     return state, []
 
@@ -436,6 +443,10 @@ def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect
     if event.look != state.looks:
         return state, []  # an answer to an older question; the newer look decides
     state = replace(state, last_action=event.action, reason=event.reason)
+    if event.action == "hold" and event.errors:
+        # Verdicts the judge could not compute: the analysis is partly blind, whatever the step.
+        return _count_error(plan, state, event.reason)
+    state = replace(state, errors=0)  # a look that worked ends a run of failed analyses
     if event.action == "rollback" and event.basis != "evidence":
         # The judge already applied the contract's limits on unknowns: nothing failed, nothing is known.
         return _begin_rollback(plan, state, event.basis, event.reason)
@@ -449,8 +460,6 @@ def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect
     if event.action == "hold":
         if not waiting:
             return state, []  # evidence still accumulating, or a pause that needs none
-        if event.errors:
-            return _count_error(plan, state, event.reason)
         return _count_inconclusive(plan, state, event.reason)
     # promote
     state = replace(state, errors=0, inconclusive=0)
@@ -462,9 +471,7 @@ def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect
 def _look_failed(plan: Plan, state: State, event: LookFailed) -> tuple[State, list[Effect]]:
     if event.look != state.looks:
         return state, []
-    state = replace(state, reason=f"analysis failed: {event.error}")
-    if not _waiting_for_conclusion(plan, state, event.at):
-        return state, []
+    # Counted in every step: a blind gate must not carry on for long, whatever the step.
     return _count_error(plan, state, f"analysis failed: {event.error}")
 
 

@@ -249,6 +249,17 @@ def test_prometheus_outage_holds_then_resolves_per_policy() -> None:
     assert d.state.status == "promoted"
 
 
+def test_a_pause_does_not_end_while_the_analysis_is_blind() -> None:
+    # Prometheus is down from t=5 to t=25, during the 10 s pause at weight 5.
+    plan = replace(LADDER, policy=replace(LADDER.policy, error_limit=10))
+    d = Driver(plan, decide=lambda dr: "fail-look" if 5 <= dr.t < 25 else "promote")
+    d.start()
+    d.tick(4)  # t=20: the pause's time is up, but the last look failed
+    assert d.state.step == 1 and d.state.errors == 4 and d.state.weight == 5
+    d.tick(2)  # t=30: a look worked at t=25; the pause ends on the next tick
+    assert d.state.step == 2 and d.state.errors == 0
+
+
 def test_prometheus_outage_past_the_error_limit_holds_the_run() -> None:
     d = Driver(LADDER, decide=lambda dr: "fail-look" if dr.t >= 15 else "promote")
     d.start()
@@ -448,6 +459,10 @@ def test_invariants_hold_for_any_plan_and_any_inputs(
             elif state.step_started_at and state.step_started_at[i] is not None:
                 entered[i] = entered.get(i, 0) + 1
         assert all(n == 1 for n in entered.values())
+
+        # A pause is left on time only while the analysis sees (or by a person's resume).
+        if state.step > before.step and before.step < len(steps) and steps[before.step].kind == "pause":
+            assert isinstance(event, Resume) or before.errors == 0
 
         # A gating step is left only on a promote look taken after its minimum duration.
         if state.step > before.step and before.step < len(steps) and steps[before.step].gating:
