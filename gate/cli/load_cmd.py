@@ -5,7 +5,8 @@ processes), then a summary. `--events FILE` (or `-` for stdout) writes the struc
 as JSON lines; `--format json` prints the result as JSON.
 
 Exit codes: 0 done; 2 invalid input; 3 the load generator was saturated (its numbers measure itself:
-add workers or lower users); 4 the load could not run (Locust failed, the run ended early).
+add workers or lower users); 4 the load could not run (Locust failed, the run ended early); 130
+interrupted (Ctrl-C: every Locust process is stopped and the partial result is shown).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 EXIT_INVALID = 2
 EXIT_SATURATED = 3
 EXIT_FAILED = 4
+EXIT_INTERRUPTED = 130
 
 
 def register(app: typer.Typer) -> None:
@@ -176,6 +178,8 @@ def load_command(
                         live.update(Group(bar, _progress_table(event)), refresh=True)
             except KeyboardInterrupt:
                 interrupted = True
+                if show_live:
+                    live.stop()  # the message goes below the live display, not into it
                 err.print("interrupted: stopping the load (the partial result follows)")
                 run.stop()
             result = run.result()
@@ -197,7 +201,9 @@ def load_command(
             err.print(f"[red]saturated:[/red] {escape(result.saturation_reason)}")
         for problem in result.problems:
             err.print(f"[red]problem:[/red] {escape(problem)}")
-    if result.problems or (not result.complete and not interrupted):
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.problems or not result.complete:
         raise typer.Exit(EXIT_FAILED)
     if result.saturated:
         raise typer.Exit(EXIT_SATURATED)

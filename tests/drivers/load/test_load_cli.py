@@ -88,3 +88,57 @@ def test_gate_load_rejects_a_contract_without_urls(tmp_path: Path) -> None:
     )
     assert done.exit_code == 2
     assert "spec.load.users" in done.output
+
+
+# `gate load` as a terminal runs it: SIGINT at its default (a shell may start a background job with
+# SIGINT ignored, and Python then never raises KeyboardInterrupt).
+CTRL_C_GATE = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from gate.cli.main import app; sys.argv[0] = 'gate'; app()"
+)
+
+
+def test_ctrl_c_stops_every_locust_process_and_shows_the_partial_result(
+    services: Services, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    contract = tmp_path / "shop.yaml"
+    contract.write_text(CONTRACT)
+    events = tmp_path / "events.jsonl"
+    args = ["load", str(contract), "--stable-url", services.urls["stable"], "--canary-url"]
+    args += [services.urls["canary"], "--duration", "2m", "--workers", "2", "--events", str(events)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_GATE, *args, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    locust: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if events.exists() and events.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        locust = psutil.Process(proc.pid).children()
+        assert len(locust) == 3  # master and two workers
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err
+        summary = json.loads(out)
+        assert summary["tracks"]["stable"]["requests"] > 0
+        # Every Locust process of the run is gone (stopped by gate, not left to run its 2 minutes).
+        assert not [p.pid for p in locust if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for child in locust:
+            if child.is_running():
+                child.kill()
