@@ -74,17 +74,17 @@ def to_junit(report: CheckReport) -> str:
     """JUnit XML: one suite for the check, one test case per objective × source.
 
     Fail → ``<failure>``, Error → ``<error>``, Inconclusive and not judged → ``<skipped>``; an
-    infrastructure problem or invalid input without any case is one ``<error>`` case of its own."""
+    infrastructure problem or invalid input is one more ``<error>`` case, named ``gate check``, so
+    a JUnit view is never green when the exit code is not."""
     cases = list(report.cases)
+    extra = report.status in {"error", "invalid"}
     suite = ET.Element(
         "testsuite",
         {
             "name": f"gate check {report.contract}",
-            "tests": str(len(cases) + (0 if cases or report.status == "pass" else 1)),
+            "tests": str(len(cases) + int(extra)),
             "failures": str(sum(c.status == "fail" for c in cases)),
-            "errors": str(
-                sum(c.status == "error" for c in cases) + (0 if cases else int(bool(report.problems)))
-            ),
+            "errors": str(sum(c.status == "error" for c in cases) + int(extra)),
             "skipped": str(sum(c.status in {"inconclusive", "skipped"} for c in cases)),
             "time": f"{max(0.0, report.ended_at - report.started_at):.3f}",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(report.started_at)),
@@ -101,10 +101,10 @@ def to_junit(report: CheckReport) -> str:
         ET.SubElement(props, "property", {"name": name, "value": value})
     for c in cases:
         _case(suite, report, c)
-    if not cases and report.problems:
+    if extra:
         tc = ET.SubElement(suite, "testcase", {"name": "gate check", "classname": f"gate.{report.contract}"})
         ET.SubElement(tc, "error", {"message": report.reason[:500], "type": report.status}).text = "\n".join(
-            report.problems
+            report.problems or [report.reason]
         )
     suites = ET.Element("testsuites", {"name": "gate"})
     suites.append(suite)

@@ -237,12 +237,17 @@ def test_infrastructure_errors_exit_4_before_any_load(services: dict[str, str], 
     code, out = check(
         [
             *(str(contract), "--stable-url", services["stable"], "--canary-url", services["good"]),
-            *("--prometheus", closed, "--json-report", str(report)),
+            *("--prometheus", closed, "--json-report", str(report), "--junit", str(tmp_path / "r.xml")),
         ]
     )
     assert code == 4, out
     data = json.loads(report.read_text())
     assert data["status"] == "error" and "prometheus" in data["reason"] and data["phases"] == []
+    # The JUnit view is red too: one error case says why, every objective × source is skipped.
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(tmp_path / "r.xml"))))
+    assert suite.errors == 1 and suite.failures == 0
+    error = next(c for c in suite if c.name == "gate check").result[0]
+    assert isinstance(error, junitparser.Error) and "does not answer" in error.message
     code, out = check([str(contract), "--stable-url", services["stable"], "--canary-url", closed])
     assert code == 4 and "canary" in out
 
