@@ -20,6 +20,7 @@ skipped, and an undo may only name a function from the small allow-list below.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import importlib
 import json
@@ -50,6 +51,10 @@ UNDO_ALLOWED: dict[str, frozenset[str]] = {
     "gate.drivers.chaos.scale": frozenset({"restore_deployment_scale"}),
 }
 IN_PROCESS_MODULES = frozenset({"gate.drivers.chaos.actions"})
+
+# Who is clearing: an undo called by `recover` closes its entry through the same `mark_cleared` as a
+# rollback does, and the record must say it was recovery.
+_CLEARED_BY: contextvars.ContextVar[str] = contextvars.ContextVar("gate_fault_cleared_by", default="rollback")
 
 
 class LedgerError(RuntimeError):
@@ -206,9 +211,9 @@ class FaultLedger:
     def mark_injected(self, entry_id: str) -> None:
         self._append({"op": "injected", "id": entry_id, "at": time.time()})
 
-    def mark_cleared(self, key: str, by: str = "rollback") -> None:
-        """The fault under ``key`` is gone: close every open entry for it."""
-        self._append({"op": "cleared", "key": key, "by": by, "at": time.time()})
+    def mark_cleared(self, key: str, by: str | None = None) -> None:
+        """The fault under ``key`` is gone: close every open entry for it (``by``: rollback or recovery)."""
+        self._append({"op": "cleared", "key": key, "by": by or _CLEARED_BY.get(), "at": time.time()})
 
     def mark_failed(self, entry_id: str, error: str) -> None:
         self._append({"op": "undo-failed", "id": entry_id, "error": error[:2000], "at": time.time()})
@@ -279,6 +284,7 @@ class FaultLedger:
             if in_process_only and not entry.undo.in_process:
                 skipped.append(entry)
                 continue
+            token = _CLEARED_BY.set("recovery")
             try:
                 call(entry)
             except Exception as exc:
@@ -287,6 +293,8 @@ class FaultLedger:
                 self.mark_failed(entry.id, entry.last_error)
                 failed.append(entry)
                 continue
+            finally:
+                _CLEARED_BY.reset(token)
             self.mark_cleared(entry.key, by="recovery")
             seen_keys.add(entry.key)
             undone.append(entry)
