@@ -17,6 +17,7 @@ import pytest
 
 from gate.drivers.chaos import BuiltinFault, ChaosDriver, ChaosRun, HttpFault, InlineExperiment
 from tests.drivers.chaos.conftest import TARGET, Topology
+from tests.drivers.chaos.test_fault_injection import wait_for_fault
 from tests.support.ports import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,7 +26,10 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_overrunning_step_is_aborted_and_rolled_back(topology: Topology, driver: ChaosDriver) -> None:
     fault = HttpFault(TARGET, abort=1.0, abort_status=503)
     with driver.start("overrun", BuiltinFault(fault), {"fault_proxy": topology.admin}, duration=60) as run:
-        journal = run.wait(timeout=3)
+        # The step's time runs out once the fault is in place: however long a crowded machine takes
+        # to start the worker, the overrun must find a fault to roll back.
+        wait_for_fault(topology.admin, present=True)
+        journal = run.wait(timeout=1)
     assert journal.timed_out and journal.status == "interrupted", journal.summary()
     assert [r.name for r in journal.rollbacks] == ["clear-http-fault"] and journal.rollbacks[0].succeeded
     assert journal.faults_undone and not run.running()
