@@ -162,7 +162,7 @@ def _at_weight(store_path: Path, weight: int) -> Callable[[], bool]:
     return check
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "--abort"])
+@pytest.mark.parametrize("how", ["ctrl-c"])  # --abort from another process: the held-run test
 def test_a_rollout_in_progress_is_rolled_back_by_a_person(
     tmp_path: Path, topology: dict[str, str], how: str
 ) -> None:
