@@ -50,7 +50,7 @@ def demo_command(
         bool, typer.Option("--quick", help="Shorter steps: the whole demo in under a minute.")
     ] = False,
     store: Annotated[
-        Path | None, typer.Option(help="Run store (SQLite) the dashboard reads; default .gate/runs.db.")
+        Path | None, typer.Option(help="Run store (SQLite) the dashboard reads; default .gate/runs.sqlite.")
     ] = None,
     users: Annotated[float, typer.Option(help="Production requests per second through the router.")] = 100.0,
     keep: Annotated[

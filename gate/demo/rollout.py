@@ -101,8 +101,8 @@ def outcome(runner: Runner, looks: list[LookOutcome]) -> Outcome:
 
 
 def default_store_path() -> Path:
-    """Where runs are recorded unless told otherwise: ``.gate/runs.db`` under the working directory."""
-    return Path(".gate") / "runs.db"
+    """Where runs are recorded unless told otherwise: ``.gate/runs.sqlite``, the store `gate run` uses."""
+    return Path(".gate") / "runs.sqlite"
 
 
 def open_store(path: Path) -> RunStore:
