@@ -68,6 +68,9 @@ def run(
     nginx_prefix: Annotated[
         Path, typer.Option("--nginx-prefix", help="Directory of gate's nginx (nginx router).")
     ] = Path(".gate/nginx"),
+    listen_port: Annotated[
+        int | None, typer.Option("--listen-port", help="Port of gate's nginx when the contract sets none.")
+    ] = None,
     pprof: Annotated[
         int | None,
         typer.Option(help="On a failed canary, capture Go pprof (goroutines, heap, N-second CPU profile)."),
@@ -115,7 +118,7 @@ def run(
             raise typer.Exit(EXIT_INVALID) from None
     store = RunStore(store_path)
     try:
-        router = router_for(contract, prefix=nginx_prefix.resolve())
+        router = router_for(contract, prefix=nginx_prefix.resolve(), listen_port=listen_port)
         start = getattr(router, "start", None)
         if callable(start):
             start()  # gate's own nginx: started with the weights it had (0 on a first run)
