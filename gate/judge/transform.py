@@ -139,9 +139,20 @@ def _histogram(item: Histogram, out: Prepared) -> None:
     if not np.all(np.isfinite(cum)):
         out.problems.append("non-finite bucket counts")
         return
-    if cum.size and (np.any(np.diff(cum) < 0) or cum[0] < 0):
-        out.problems.append("cumulative bucket counts decrease (a counter reset inside the window?)")
+    if cum.size and cum[0] < 0:
+        out.problems.append("negative bucket counts")
         return
+    drops = np.diff(cum)
+    if cum.size and bool(np.any(drops < 0)):
+        # increase() per bucket extrapolates each series on its own, so the cumulative counts can dip by a
+        # fraction of a request; Prometheus' histogram_quantile smooths that with a running maximum. A
+        # larger dip is a real inconsistency (a counter reset inside the window) and is not evidence.
+        dip = float(-drops[drops < 0].sum())
+        if dip > max(1.0, 1e-3 * float(cum[-1])):
+            out.problems.append("cumulative bucket counts decrease (a counter reset inside the window?)")
+            return
+        cum = np.maximum.accumulate(cum)
+        out.notes.append(f"bucket counts made monotone (a dip of {dip:.3g})")
     out.bounds, out.cumulative = bounds, cum
     out.n = float(cum[-1]) if cum.size else 0.0
     if out.n <= 0:

@@ -44,6 +44,12 @@ def test_decreasing_cumulative_histogram_is_unusable() -> None:
     assert not p.usable and "decrease" in p.problems[0]
 
 
+def test_tiny_dips_from_per_bucket_extrapolation_are_smoothed_as_prometheus_does() -> None:
+    p = prepare(Histogram(bounds=[0.1, 0.2, math.inf], counts=[500.4, 500.1, 900.0]))
+    assert p.usable and p.cumulative is not None and p.cumulative.tolist() == [500.4, 500.4, 900.0]
+    assert any("monotone" in n for n in p.notes)
+
+
 def test_histogram_without_observations_is_unusable() -> None:
     assert not prepare(Histogram(bounds=[0.1, math.inf], counts=[0, 0])).usable
 
