@@ -183,10 +183,11 @@ def _check_steps(pieces: Pieces, report: _Report) -> None:
                 report.add(
                     _step_path(index, raw, "setWeight"),
                     f"weight {step.weight}% is lower than {last_weight[1]}% "
-                    f"set by step {last_weight[0] + 1}; "
+                    f"set earlier by spec.steps[{last_weight[0]}]; "
                     "a ladder only goes up (gate rolls back by itself when it must)",
                 )
-            last_weight = (index, max(step.weight, last_weight[1] if last_weight else 0))
+            if last_weight is None or step.weight >= last_weight[1]:
+                last_weight = (index, step.weight)
             if pieces.spec.get("router") is None and "router" not in said:
                 said.add("router")
                 report.add(_step_path(index, raw), "setWeight needs spec.router (what moves the traffic)")
@@ -203,13 +204,12 @@ def _check_steps(pieces: Pieces, report: _Report) -> None:
                 )
         elif isinstance(step, ChaosStep):
             if step.experiment not in pieces.chaos_names:
-                known = ", ".join(sorted(pieces.chaos_names)) or "none defined under spec.chaos"
                 report.add(
                     _step_path(index, raw, "chaos")
                     if not isinstance(raw, dict) or "kind" not in raw
                     else ["spec", "steps", index, "experiment"],
                     f"chaos step runs {short(step.experiment)}, which spec.chaos does not define "
-                    f"(known: {known})",
+                    f"{_known_experiments(pieces)}",
                 )
         elif isinstance(step, LoadStep) and not pieces.has_load:
             report.add(_step_path(index, raw), "load step, but spec.load is missing; describe the load there")
@@ -305,11 +305,10 @@ def _check_objectives(pieces: Pieces, library: SliLibrary, report: _Report) -> N
                 needs_prometheus.append(objective.key)
         if objective.during is not None:
             if objective.during not in pieces.chaos_names:
-                known = ", ".join(sorted(pieces.chaos_names)) or "none defined under spec.chaos"
                 report.add(
                     [*base, "during"],
                     f"objective holds during {short(objective.during)}, which spec.chaos does not define "
-                    f"(known: {known})",
+                    f"{_known_experiments(pieces)}",
                 )
             elif pieces.steps and objective.during not in chaos_in_steps:
                 # Without steps (`gate check`) every experiment runs once; in a rollout a step must run it.
@@ -390,6 +389,14 @@ def _check_objective_template(
                 f"{short(raw[key])} is a {dimension} but {template.name} is measured in {template.unit}; "
                 f"write it like {_UNIT_EXAMPLE[template.unit]}",
             )
+        elif template.unit == "seconds" and dimension == "number" and report.source.tree is not None:
+            # `max: 220` would silently mean 220 seconds to someone who meant milliseconds. A written
+            # contract says its unit; data (a custom resource, a stored contract) is already in seconds.
+            report.add(
+                [*base, key],
+                f"{short(raw[key])} has no unit, and {template.name} is measured in seconds; "
+                f"write {_number(value)}ms or {_number(value)}s",
+            )
         elif template.unit == "ratio" and value > 1:
             report.add([*base, key], f"{template.name} is a ratio; a bound above 100% can never matter")
     if "maxGrowth" in raw and objective.max_growth is not None:
@@ -403,6 +410,19 @@ def _check_objective_template(
                 f"{short(raw['maxGrowth'])} grows in {dimension} but {template.name} "
                 f"is measured in {template.unit}",
             )
+
+
+def _known_experiments(pieces: Pieces) -> str:
+    if not pieces.chaos_names:
+        return (
+            "(it defines none: add the experiment under spec.chaos, "
+            "e.g. `db-slow: {fault: {target: db, delay: 500ms}}`)"
+        )
+    return f"(known: {', '.join(sorted(pieces.chaos_names))})"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
 def _check_files(pieces: Pieces, base_dir: Path | None, report: _Report) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gate.contract import checks, openapi
-from gate.contract.errors import ContractError, Problem, format_path
+from gate.contract.errors import ContractError, Problem, format_path, short
 from gate.contract.models import Contract
 from gate.contract.pydantic_errors import problems_from_validation
 from gate.contract.sli import SliLibrary
@@ -54,9 +54,11 @@ def validate_source(
     """Schema, OpenAPI import and contradiction checks over one parsed document."""
     data = source.data
     if not isinstance(data, dict):
-        raise ContractError(
-            [source.problem([], "a contract is a mapping with apiVersion, kind, metadata and spec")]
-        )
+        problem = source.problem([], "a contract is a mapping with apiVersion, kind, metadata and spec")
+        if source.tree is not None and problem.line is None:
+            # A scalar document has no position of its own; it starts the file.
+            problem = Problem(problem.file, 1, 1, problem.path, problem.message)
+        raise ContractError([problem])
     problems: list[Problem] = []
     merged, imported, import_problems = _merge_openapi(source, base_dir)
     problems.extend(import_problems)
@@ -69,7 +71,8 @@ def validate_source(
     if library is None:
         library = SliLibrary.default()
     problems.extend(checks.check(merged_source, library, base_dir))
-    problems = _reattribute(problems, source, imported)
+    # Imported objectives sharing an extension's `sources` or `minEvidence` share its mistakes: say each once.
+    problems = list(dict.fromkeys(_reattribute(problems, source, imported)))
     if problems or contract is None:
         raise ContractError(problems or [source.problem([], "invalid contract")])
     _finish(contract, base_dir)
@@ -78,8 +81,8 @@ def validate_source(
 
 def _merge_openapi(
     source: Source, base_dir: Path | None
-) -> tuple[dict[str, Any], list[tuple[int, int, str]], list[Problem]]:
-    """The document with imported objectives appended; (index, from-index, origin) of each import."""
+) -> tuple[dict[str, Any], list[tuple[int, int, openapi.Imported]], list[Problem]]:
+    """The document with imported objectives appended; (index, from-index, import) of each."""
     data: dict[str, Any] = source.data
     spec = data.get("spec")
     if not isinstance(spec, dict) or not isinstance(spec.get("objectivesFrom"), list):
@@ -88,7 +91,7 @@ def _merge_openapi(
     objectives = merged["spec"].setdefault("objectives", [])
     if not isinstance(objectives, list):
         return data, [], []
-    imported: list[tuple[int, int, str]] = []
+    imported: list[tuple[int, int, openapi.Imported]] = []
     problems: list[Problem] = []
     for from_index, entry in enumerate(spec["objectivesFrom"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("openapi"), str):
@@ -104,6 +107,16 @@ def _merge_openapi(
                 )
                 continue
             path = base_dir / path
+        if not path.is_file():
+            # Point at the reference in the contract: that is the line to fix.
+            problems.append(
+                source.problem(
+                    where,
+                    f"OpenAPI document {short(entry['openapi'])} not found "
+                    "(paths are relative to the contract)",
+                )
+            )
+            continue
         try:
             document = openapi.read_document(path)
         except ContractError as exc:
@@ -116,34 +129,36 @@ def _merge_openapi(
                 source.problem(where, f"{path.name} has no operation with x-performance-contract")
             )
         for item in found:
-            imported.append((len(objectives), from_index, item.origin))
+            imported.append((len(objectives), from_index, item))
             objectives.append(item.raw)
     return merged, imported, problems
 
 
 def _reattribute(
-    problems: list[Problem], source: Source, imported: list[tuple[int, int, str]]
+    problems: list[Problem], source: Source, imported: list[tuple[int, int, openapi.Imported]]
 ) -> list[Problem]:
-    """Problems of imported objectives point at the `objectivesFrom` entry and name the operation."""
+    """Problems of imported objectives point into the OpenAPI document (the line to fix) and name the
+    operation; where the document gives no spot, at the contract's `objectivesFrom` entry."""
     if not imported:
         return problems
     out = []
     for original in problems:
         problem = original
-        for index, from_index, origin in imported:
+        for index, from_index, item in imported:
             prefix = format_path(["spec", "objectives", index])
             if problem.path == prefix or problem.path.startswith((prefix + ".", prefix + "[")):
-                where = source.problem(["spec", "objectivesFrom", from_index], "")
                 field = original.path[len(prefix) :].lstrip(".")
-                problem = Problem(
-                    original.file,
-                    where.line,
-                    where.column,
-                    where.path,
-                    f"objective of {origin}"
+                message = (
+                    f"objective of {item.origin}"
                     + (f", field {field}" if field else "")
-                    + f": {original.message}",
+                    + f": {original.message}"
                 )
+                doc_path = item.locate(field)
+                if item.document is not None and doc_path is not None:
+                    problem = item.document.problem(doc_path, message)
+                else:
+                    where = source.problem(["spec", "objectivesFrom", from_index], "")
+                    problem = Problem(original.file, where.line, where.column, where.path, message)
                 break
         out.append(problem)
     return out

@@ -18,7 +18,7 @@ the SLI queries turn into matchers on the contract's `traffic.routeLabel` / `met
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from gate.contract.yamlsrc import Source, parse_yaml, read_bytes
 EXTENSION = "x-performance-contract"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _QUANTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+_FIELD_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _SHORTHAND = ("errorRatio", "objectives", "critical", "sources", "minEvidence")
 
 
@@ -38,6 +39,19 @@ class Imported:
     origin: str
     """`GET /orders/{id} in api.yaml`, for messages."""
     raw: dict[str, Any]
+    document: Source | None = None
+    """The OpenAPI document, so problems can point into it."""
+    fields: dict[str, list[Any]] = field(default_factory=dict)
+    """Objective field -> its path in the document (`""`: the objective as a whole)."""
+
+    def locate(self, objective_field: str) -> list[Any] | None:
+        """The document path of an objective field (`max`, `sources[1]`, `minEvidence.requests`)."""
+        parts: list[Any] = [
+            int(index) if index else name for name, index in _FIELD_PART.findall(objective_field)
+        ]
+        if parts and isinstance(parts[0], str) and parts[0] in self.fields:
+            return [*self.fields[parts[0]], *parts[1:]]
+        return self.fields.get("")
 
 
 def read_document(path: Path) -> Source:
@@ -79,44 +93,58 @@ def objectives_from(source: Source) -> tuple[list[Imported], list[Problem]]:
                     )
                 )
                 continue
-            for objective in _expand(ext, source, where, problems):
+            for objective, fields in _expand(ext, source, where, problems):
                 objective["route"] = {"method": method.upper(), "path": str(route)}
-                out.append(Imported(origin=origin, raw=objective))
+                out.append(Imported(origin=origin, raw=objective, document=source, fields=fields))
     return out, problems
 
 
 def _expand(
     ext: dict[str, Any], source: Source, where: list[Any], problems: list[Problem]
-) -> list[dict[str, Any]]:
+) -> list[tuple[dict[str, Any], dict[str, list[Any]]]]:
+    """The objectives of one extension, each with the document path of its fields."""
     common: dict[str, Any] = {k: ext[k] for k in ("critical", "sources", "minEvidence") if k in ext}
-    out: list[dict[str, Any]] = []
+    common_fields = {k: [*where, k] for k in common}
+    out: list[tuple[dict[str, Any], dict[str, list[Any]]]] = []
     for key, value in ext.items():
         match = _QUANTILE_KEY.match(str(key))
+        shorthand = {"": [*where, key], "max": [*where, key], **common_fields}
         if match:
             out.append(
-                {"sli": "http-latency", "quantile": float(match.group(1)) / 100.0, "max": value, **common}
+                (
+                    {
+                        "sli": "http-latency",
+                        "quantile": float(match.group(1)) / 100.0,
+                        "max": value,
+                        **common,
+                    },
+                    shorthand,
+                )
             )
         elif key == "errorRatio":
-            out.append({"sli": "http-error-ratio", "max": value, **common})
+            out.append(({"sli": "http-error-ratio", "max": value, **common}, shorthand))
         elif key == "objectives":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 problems.append(source.problem([*where, key], "expected a list of objectives"))
                 continue
-            for item in value:
+            for position, item in enumerate(value):
                 if "route" in item:
                     problems.append(
                         source.problem(
-                            [*where, key], "an imported objective's route comes from the operation"
+                            [*where, key, position, "route"],
+                            "an imported objective's route comes from the operation",
                         )
                     )
                     continue
-                out.append({**common, **item})
+                item_path = [*where, key, position]
+                fields = {**common_fields, "": item_path, **{str(k): [*item_path, k] for k in item}}
+                out.append(({**common, **item}, fields))
         elif key not in _SHORTHAND:
             problems.append(
                 source.problem(
                     [*where, key],
                     f"unknown key {short(str(key))}; "
-                    "use pNN (p95), errorRatio, objectives, critical, sources",
+                    "use pNN (p95), errorRatio, objectives, critical, sources, minEvidence",
                 )
             )
     return out

@@ -86,7 +86,10 @@ def check_part(text: str) -> None:
             "write the series as a selector with `$selector` once inside its braces, e.g. foo{$selector}"
         )
     if "$" in text.replace(_PLACEHOLDER, ""):
-        raise ValueError("only `$selector` may be substituted into a template's PromQL")
+        raise ValueError(
+            "only `$selector` may be substituted into a template's PromQL; gate adds the window, rate() "
+            "and sums itself, so write the series alone, e.g. queue_depth{$selector}"
+        )
     expr = promql.parse(text.replace(_PLACEHOLDER, _PROBE))
     if not isinstance(expr, promql_parser.VectorSelector):
         raise ValueError(

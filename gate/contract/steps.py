@@ -130,21 +130,26 @@ def _from_text(raw: str) -> dict[str, Any]:
     if not words:
         raise ValueError(f"empty step; write one of: {_STEP_WORDS}")
     head, rest = words[0], words[1:]
+    # The argument may itself hold a space (`pause 3 min`, `mirror 100 %`): the rest is one value.
+    arg = " ".join(rest)
     if _PERCENT_RE.match(raw.strip()):
         return {"kind": "setWeight", "weight": raw.strip()}
-    if head in ("setWeight", "weight") and len(rest) == 1:
-        return {"kind": "setWeight", "weight": rest[0]}
-    if head in _SHORT_KINDS and len(rest) <= 1:
-        return _duration_arg(_SHORT_KINDS[head], rest[0] if rest else None)
-    if head == "mirror" and len(rest) == 1:
-        return {"kind": "mirror", "percent": rest[0]}
-    if head == "chaos" and 1 <= len(rest) <= 3:
-        tail = [w for w in rest[1:] if w != "for"]
-        if len(tail) <= 1:
-            step: dict[str, Any] = {"kind": "chaos", "experiment": rest[0]}
-            if tail:
-                step["duration"] = tail[0]
-            return step
+    if head in ("setWeight", "weight") and rest:
+        return {"kind": "setWeight", "weight": arg}
+    if head in _SHORT_KINDS:
+        # `pause for 3m` reads as well as `pause 3m`.
+        length = " ".join(rest[1:]) if rest[:1] == ["for"] else arg
+        return _duration_arg(_SHORT_KINDS[head], length or None)
+    if head == "mirror" and rest:
+        return {"kind": "mirror", "percent": arg}
+    if head == "chaos" and rest:
+        tail = rest[1:]
+        if tail and tail[0] == "for":
+            tail = tail[1:]
+        step: dict[str, Any] = {"kind": "chaos", "experiment": rest[0]}
+        if tail:
+            step["duration"] = " ".join(tail)
+        return step
     raise ValueError(f"unknown step {short(raw)}; write one of: {_STEP_WORDS}")
 
 
@@ -224,8 +229,9 @@ STEP_JSON_SCHEMA: dict[str, Any] = {
         {"type": "number", "minimum": 0, "maximum": 100},
         {
             "type": "string",
-            "pattern": r"^\s*(\d+(\.\d+)?\s*%?|(setWeight|weight)\s+\S+|(pause|analyze|analyse|load)(\s+\S+)?"
-            r"|mirror\s+\S+|chaos\s+\S+(\s+(for\s+)?\S+)?)\s*$",
+            "pattern": r"^\s*(\d+(\.\d+)?\s*%?|(setWeight|weight)\s+\S.*"
+            r"|(pause|analyze|analyse|load)(\s+\S.*)?"
+            r"|mirror\s+\S.*|chaos\s+\S+(\s+(for\s+)?\S.*)?)\s*$",
         },
         _single("setWeight", _PERCENT_SCHEMA),
         _single("mirror", {"anyOf": [*_PERCENT_SCHEMA["anyOf"]]}),

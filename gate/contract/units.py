@@ -16,8 +16,36 @@ from pydantic import BeforeValidator, WithJsonSchema
 Dimension = Literal["duration", "fraction", "bytes", "number"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+# People write `220 ms`, `3 min` and `2 hours` as often as `220ms`: the words map onto the short units.
+# Longer spellings come first so the regex never stops at a prefix (`ms` before `m`, `min` before `m`).
+_DURATION_WORDS = {
+    "milliseconds": "ms",
+    "millisecond": "ms",
+    "msecs": "ms",
+    "msec": "ms",
+    "ms": "ms",
+    "seconds": "s",
+    "second": "s",
+    "secs": "s",
+    "sec": "s",
+    "s": "s",
+    "minutes": "m",
+    "minute": "m",
+    "mins": "m",
+    "min": "m",
+    "m": "m",
+    "hours": "h",
+    "hour": "h",
+    "hrs": "h",
+    "hr": "h",
+    "h": "h",
+    "days": "d",
+    "day": "d",
+    "d": "d",
+}
+_UNIT_ALTERNATION = "|".join(sorted(_DURATION_WORDS, key=len, reverse=True))
+_DURATION_PART = re.compile(rf"(\d+(?:\.\d+)?)\s*({_UNIT_ALTERNATION})")
+DURATION_RE = re.compile(rf"^(?:\d+(?:\.\d+)?\s*(?:{_UNIT_ALTERNATION})\s*)+$")
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _BYTE_UNITS = {
     "B": 1.0,
@@ -40,7 +68,7 @@ _BYTES_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|k|K|kB|KB|M|MB|G|GB|Ki|KiB|Mi|MiB
 _PER = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 # Patterns published in the JSON Schema (kept loose enough to match what the parsers accept).
-_DURATION_PATTERN = r"^\s*(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+\s*$"
+_DURATION_PATTERN = rf"^\s*(?:\d+(?:\.\d+)?\s*(?:{_UNIT_ALTERNATION})\s*)+$"
 _PERCENT_PATTERN = r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)\s*%\s*$"
 _RATE_PATTERN = r"^\s*[^/]+/\s*(?:s|sec|m|min|h|d)\s*$"
 
@@ -68,7 +96,9 @@ def parse_duration(value: object) -> float:
         if _NUMBER_RE.match(text):
             seconds = _finite(float(text), "a duration")
         elif DURATION_RE.match(text):
-            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+            seconds = sum(
+                float(n) * _DURATION_UNITS[_DURATION_WORDS[u]] for n, u in _DURATION_PART.findall(text)
+            )
         else:
             raise ValueError(
                 f"expected a duration like 250ms, 30s, 3m or 1h30m, got {_short(value)} "

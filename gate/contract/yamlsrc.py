@@ -7,6 +7,7 @@ field path back to that spot. Plain Python data (dicts, lists, scalars) is what 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,9 +94,7 @@ def parse_yaml(text: str, filename: str) -> Source:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
-        what = exc.problem or exc.context or "not valid YAML"
-        if "found duplicate key" in str(exc) or "duplicate key" in (exc.problem or ""):
-            what = "a key appears twice in the same mapping; keep one"
+        what = _plain_yaml_problem(exc.problem or exc.context or "not valid YAML")
         raise ContractError(
             [Problem(filename, line, column, "", f"YAML syntax: {_sentence(what)}")]
         ) from None
@@ -117,6 +116,21 @@ def parse_yaml(text: str, filename: str) -> Source:
         )
     tree = documents[0]
     return Source(filename=filename, data=to_plain(tree), tree=tree)
+
+
+_DUPLICATE_KEY = re.compile(r'duplicate key "(.*?)" with value')
+
+
+def _plain_yaml_problem(what: str) -> str:
+    """The YAML parser's wording, rephrased where a user would not know what to do."""
+    duplicate = _DUPLICATE_KEY.search(what)
+    if duplicate or "duplicate key" in what:
+        name = duplicate.group(1) if duplicate else ""
+        key = f" `{name if len(name) <= 40 else name[:37] + '...'}`" if name else ""
+        return f"the key{key} appears twice in the same mapping; keep one"
+    if "'\\t'" in what or "\t" in what:
+        return "a tab character; YAML indents with spaces only, so replace the tab with spaces"
+    return what
 
 
 def _sentence(text: str) -> str:

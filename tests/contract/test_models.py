@@ -210,8 +210,18 @@ def test_openapi_problems_point_into_the_document(tmp_path: Path, library: SliLi
     with pytest.raises(ContractError) as caught:
         load_contract(tmp_path / "c.yaml", library=library)
     [problem] = caught.value.problems
-    assert problem.path == "spec.objectivesFrom[0]" and "GET /x in api.yaml" in problem.message
-    assert "max" in problem.message
+    # The line to fix is in the OpenAPI document: `p95: fast`.
+    assert problem.file == str(tmp_path / "api.yaml")
+    assert (problem.line, problem.column) == (6, 14)
+    assert problem.path == "paths./x.get.x-performance-contract.p95"
+    assert "GET /x in api.yaml" in problem.message and "max" in problem.message
+
+    (tmp_path / "c.yaml").write_text(MINIMAL + "  objectivesFrom: [{openapi: gone.yaml}]\n")
+    with pytest.raises(ContractError) as caught:
+        load_contract(tmp_path / "c.yaml", library=library)
+    [problem] = caught.value.problems
+    assert problem.file == str(tmp_path / "c.yaml") and problem.line is not None
+    assert problem.path == "spec.objectivesFrom[0].openapi" and "not found" in problem.message
 
 
 def test_schema_errors_and_contradictions_come_together(library: SliLibrary) -> None:
@@ -239,3 +249,25 @@ def test_dump_and_reload_is_the_same_contract(path: Path, library: SliLibrary) -
         data = contract.model_dump(by_alias=True, mode=mode)  # type: ignore[arg-type]
         again = contract_from_data(data, library=library, base_dir=contract.base_dir)
         assert again == contract
+
+
+def test_step_arguments_may_hold_spaces(library: SliLibrary) -> None:
+    text = (
+        MINIMAL
+        + """
+  router: {type: nginx}
+  prometheus: {url: "http://127.0.0.1:9090"}
+  chaos: {slow: {fault: {target: db, delay: 1s}}}
+  steps: [weight 10 %, pause for 3 min, analyze 2 minutes, mirror 50 %, chaos slow for 1 min, load 90 s, 100%]
+"""
+    )
+    steps = parse_contract(text, library=library).spec.steps
+    assert [s.model_dump(exclude_none=True) for s in steps] == [
+        {"kind": "setWeight", "weight": 10},
+        {"kind": "pause", "duration": 180},
+        {"kind": "analyze", "duration": 120},
+        {"kind": "mirror", "percent": 50},
+        {"kind": "chaos", "experiment": "slow", "duration": 60},
+        {"kind": "load", "duration": 90},
+        {"kind": "setWeight", "weight": 100},
+    ]

@@ -25,13 +25,24 @@ from gate.contract.units import (
         (12, 12),
         ("0", 0),
         (" 5s ", 5),
+        # Written as people write them: a space before the unit, or the unit as a word.
+        ("220 ms", 0.22),
+        ("3 min", 180),
+        ("3 minutes", 180),
+        ("1h 30m", 5400),
+        ("1 hour 30 minutes", 5400),
+        ("30 sec", 30),
+        ("2 days", 172800),
     ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["3 minutes", "-1s", "5x", "", "1e999", True, None, [1], "nan", "ms"])
+@pytest.mark.parametrize(
+    "text",
+    ["3 fortnights", "3 minutess", "1 h h", "-1s", "5x", "", "1e999", True, None, [1], "nan", "ms", "3 M"],
+)
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
