@@ -33,7 +33,7 @@ from gate.judge.stats.proportions import compare_ratios, ratio_interval
 from gate.judge.stats.quantiles import QuantileInterval, histogram_quantile
 from gate.judge.stats.ranks import RankTest, mann_whitney_buckets, mann_whitney_samples
 from gate.judge.stats.trend import theil_sen
-from gate.judge.transform import Prepared, align, duration, per_bucket
+from gate.judge.transform import Prepared, align, duration, per_bucket, same_form
 from gate.judge.verdict import Check, Numbers, Status, Verdict, worst
 
 METHOD_QUANTILE = "order-statistic confidence sequence (beta-binomial mixture)"
@@ -88,11 +88,12 @@ def classify(
             if why is not None or stable is None:
                 checks.append(_inconclusive(name, "regression", why or "no stable evidence to compare with"))
                 continue
-            if stable.kind != canary.kind:
+            c_form, s_form = same_form(canary, stable)
+            if s_form.kind != c_form.kind:
                 msg = f"canary has {canary.kind} evidence but stable has {stable.kind}"
                 checks.append(_inconclusive(name, "regression", msg))
                 continue
-            checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit, memo), canary, stable))
+            checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit, memo), c_form, s_form))
         else:
             checks.append(_CONFORMANCE[name](_Ctx(obj, share, policy, unit, memo), canary))
     return _verdict(obj, source, checks)

@@ -14,7 +14,7 @@ from gate.judge import fmt
 from gate.judge.describe import point_quantile
 from gate.judge.spec import JudgePolicy
 from gate.judge.stats.ranks import mann_whitney_buckets, mann_whitney_samples
-from gate.judge.transform import Prepared, align, per_bucket
+from gate.judge.transform import Prepared, align, per_bucket, same_form
 from gate.judge.verdict import Comparison, Numbers, Status, Verdict
 
 
@@ -37,6 +37,7 @@ def compare(
             reason=reason,
             numbers=numbers,
         )
+    synthetic, production = same_form(synthetic, production)  # Locust samples vs Prometheus buckets
     if synthetic.kind != production.kind or synthetic.kind not in ("samples", "histogram"):
         return Comparison(
             kind="representativeness",

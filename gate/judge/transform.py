@@ -174,6 +174,33 @@ def _gauge(item: GaugeSeries, out: Prepared) -> None:
         out.problems.append(f"only {pts.shape[0]} points (a trend needs at least 3)")
 
 
+def as_histogram(p: Prepared, bounds: FloatArray) -> Prepared:
+    """Samples binned on a histogram's edges (exact cumulative counts), to compare with that histogram."""
+    if p.kind != "samples" or p.values is None:
+        return p
+    cumulative = np.searchsorted(p.values, bounds, side="right").astype(np.float64)
+    cumulative[-1] = float(p.values.size)  # the +Inf bucket holds everything
+    return Prepared(
+        kind="histogram",
+        usable=p.usable,
+        n=p.n,
+        problems=list(p.problems),
+        notes=[*p.notes, "raw samples binned on the other track's bucket edges"],
+        window=p.window,
+        bounds=bounds,
+        cumulative=cumulative,
+    )
+
+
+def same_form(a: Prepared, b: Prepared) -> tuple[Prepared, Prepared]:
+    """Make samples comparable with a histogram by binning them on its edges; other pairs unchanged."""
+    if a.kind == "samples" and b.kind == "histogram" and b.bounds is not None:
+        return as_histogram(a, b.bounds), b
+    if a.kind == "histogram" and b.kind == "samples" and a.bounds is not None:
+        return a, as_histogram(b, a.bounds)
+    return a, b
+
+
 def per_bucket(cumulative: FloatArray) -> FloatArray:
     """Counts per bucket from cumulative counts."""
     return np.diff(cumulative, prepend=0.0)

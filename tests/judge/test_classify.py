@@ -218,3 +218,15 @@ def test_gauge_level_relative_to_stable(rng: np.random.Generator) -> None:
     canary = GaugeSeries(points=list(zip(t, 700 + rng.normal(0, 5, t.size), strict=True)))
     v = verdict(ObjectiveSpec(key="rss", sli="memory", max_increase=0.1), canary, stable)
     assert v.status == Status.FAIL and "location" in {c.name for c in v.checks}
+
+
+def test_samples_are_binned_to_compare_with_a_histogram(rng: np.random.Generator) -> None:
+    bounds = [0.05, 0.1, 0.25, 0.5, 1.0, math.inf]
+    s = rng.lognormal(np.log(0.07), 0.1, 20_000)
+    hs = Histogram(bounds=bounds, counts=[float(np.sum(s <= b)) for b in bounds])
+    slow = _lat(rng.lognormal(np.log(0.35), 0.1, 20_000))  # Locust samples on the canary
+    v = verdict(ObjectiveSpec(key="h", sli="l", quantile=0.95, max_increase=0.1), slow, hs)
+    assert v.status == Status.FAIL
+    assert all(
+        c.numbers.get("resolution_limited") is True for c in v.checks if c.name in ("location", "tail")
+    )

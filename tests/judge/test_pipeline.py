@@ -144,3 +144,24 @@ def test_representativeness_from_histograms() -> None:
     ]
     rep = judge(objs, ev).comparisons.representativeness
     assert rep[0].status == Status.FAIL and "not representative" in rep[0].reason
+
+
+def test_representativeness_compares_locust_samples_with_prometheus_buckets(rng: np.random.Generator) -> None:
+    from gate.judge import Histogram
+
+    bounds = [0.05, 0.1, 0.25, 0.5, 1.0, float("inf")]
+    prod = rng.lognormal(np.log(0.3), 0.3, 20_000)
+    prod_hist = Histogram(bounds=bounds, counts=[float(np.sum(prod <= b)) for b in bounds])
+    ev = Evidence(
+        slis={
+            "latency": {
+                "synthetic": {"stable": Samples.from_array(rng.lognormal(np.log(0.04), 0.3, 5000))},
+                "production": {"stable": prod_hist},
+            }
+        }
+    )
+    objs = [
+        ObjectiveSpec(key="p95", sli="latency", quantile=0.95, max=1.0, sources=("synthetic", "production"))
+    ]
+    rep = judge(objs, ev).comparisons.representativeness
+    assert rep and rep[0].status == Status.FAIL
