@@ -172,11 +172,7 @@ def _bound_words(contract: Contract, library: SliLibrary, key: str) -> str:
     unit = template.unit
 
     def value(number: float) -> str:
-        if unit == "seconds":
-            return format_duration(number)
-        if unit == "ratio":
-            return f"{number * 100:g}%"
-        return f"{number:g} {unit}"
+        return _in_unit(number, unit)
 
     parts = []
     if objective.max is not None:
@@ -188,8 +184,50 @@ def _bound_words(contract: Contract, library: SliLibrary, key: str) -> str:
     if objective.max_decrease is not None:
         parts.append(f"at most -{objective.max_decrease * 100:g}% under stable")
     if objective.max_growth is not None:
-        parts.append(f"growth ≤ {objective.max_growth * 60:g} {unit}/min")
+        growth = objective.max_growth * 60
+        parts.append("no growth" if growth == 0 else f"growth ≤ {value(growth)} per minute")
     return ", ".join(parts)
+
+
+def _in_unit(number: float, unit: str) -> str:
+    """A number in an SLI's unit, written as a person would (`220ms`, `0.1%`, `512Mi`, `150/s`)."""
+    if unit == "seconds":
+        return format_duration(number)
+    if unit == "ratio":
+        return f"{number * 100:g}%"
+    if unit in ("bytes", "bytes-per-second"):
+        size = f"{number:g} bytes"
+        for suffix, scale in (("Gi", 1024.0**3), ("Mi", 1024.0**2), ("Ki", 1024.0)):
+            if abs(number) >= scale:
+                size = f"{number / scale:.3g}{suffix}"
+                break
+        return size + ("/s" if unit == "bytes-per-second" else "")
+    if unit == "per-second":
+        return f"{number:g}/s"
+    if unit == "cores":
+        return f"{number:g} cores"
+    return f"{number:g}"
+
+
+def _policy_words(contract: Contract) -> list[str]:
+    """The policy in sentences: when gate looks, when it rolls back, what an unclear answer does."""
+    policy = contract.spec.policy
+    failures = (
+        "as soon as a verdict fails"
+        if policy.failure_limit == 0
+        else f"when more than {policy.failure_limit} verdicts fail"
+    )
+    inconclusive = "holds the canary where it is" if policy.on_inconclusive == "hold" else "rolls back"
+    return [
+        f"then promote. Gate judges every {format_duration(policy.interval)}; the whole rollout must end "
+        f"within {format_duration(policy.deadline)}.",
+        f"It rolls back {failures} (a verdict is one objective on one source), or when more than "
+        f"{policy.error_limit} cannot be measured.",
+        f"A step that ends with more than {policy.inconclusive_limit} verdicts still inconclusive, or with "
+        f"any short of evidence, {inconclusive} (onInconclusive: {policy.on_inconclusive}).",
+        f"Verdicts are judged at {policy.confidence * 100:g}% confidence; differences under "
+        f"{policy.tolerance * 100:g}% count as none.",
+    ]
 
 
 def _explain(console: Console, contract: Contract, library: SliLibrary, window: str) -> None:
@@ -229,24 +267,29 @@ def _explain(console: Console, contract: Contract, library: SliLibrary, window: 
         console.print("  none: `gate check` runs the load and chaos once and judges")
     for number, step in enumerate(spec.steps, 1):
         console.print(f"  {number}. {escape(describe_step(step, contract))}")
-    policy = spec.policy
-    console.print(
-        f"  then promote. Checked every {format_duration(policy.interval)}, all within "
-        f"{format_duration(policy.deadline)}; inconclusive -> {policy.on_inconclusive} after "
-        f"{policy.inconclusive_limit}; confidence {policy.confidence * 100:g}%."
-    )
+    for sentence in _policy_words(contract):
+        console.print(f"  {sentence}", markup=False)
 
     console.print("\n[bold]Objectives[/bold]")
+    templates = library.with_extra(spec.slis)
     for objective in spec.objectives:
         what = objective.sli + (f" p{objective.quantile * 100:g}" if objective.quantile is not None else "")
-        flags = [word for word, on in (("critical", objective.critical),) if on]
+        flags = [word for word, on in (("critical: a failure rolls back at once", objective.critical),) if on]
         if objective.during:
-            flags.append(f"during {objective.during}")
+            flags.append(f"while {objective.during} runs")
         if objective.route:
-            flags.append(f"route {objective.route.method or 'any'} {objective.route.path}")
+            flags.append(f"route {objective.route.method or 'any method'} {objective.route.path}")
+        if templates.get(objective.sli).scope == "process":
+            where = "per track (whole process)"
+        else:
+            evidence = objective.min_evidence
+            where = (
+                f"on {', '.join(objective.sources)}; needs {evidence.requests} requests and "
+                f"{format_duration(evidence.duration)} per track and source"
+            )
         console.print(
             f"  {objective.key}: {what} {_bound_words(contract, library, objective.key)}"
-            f" — on {', '.join(objective.sources)}" + (f" ({'; '.join(flags)})" if flags else ""),
+            f" — {where}" + (f" ({'; '.join(flags)})" if flags else ""),
             markup=False,
         )
 

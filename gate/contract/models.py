@@ -675,13 +675,20 @@ class Policy(Model):
         default=0.05, ge=0, le=1, description="Relative difference treated as no difference, e.g. 5%."
     )
     on_inconclusive: Literal["hold", "rollback"] = Field(
-        default="hold", description="What an inconclusive analysis does after inconclusiveLimit."
+        default="hold",
+        description="What a step ending with too many inconclusive verdicts (or too little evidence) does.",
     )
-    failure_limit: Int = Field(default=0, ge=0, description="Failed analyses tolerated before rolling back.")
+    failure_limit: Int = Field(
+        default=0, ge=0, description="Failed verdicts (objective × source) tolerated; one more rolls back."
+    )
     inconclusive_limit: Int = Field(
-        default=3, ge=0, description="Inconclusive analyses before onInconclusive."
+        default=3,
+        ge=0,
+        description="Inconclusive verdicts tolerated at a step's end; one more: onInconclusive.",
     )
-    error_limit: Int = Field(default=3, ge=0, description="Measurement errors tolerated before rolling back.")
+    error_limit: Int = Field(
+        default=3, ge=0, description="Verdicts that could not be measured tolerated; one more rolls back."
+    )
     interval: Duration = Field(default=10.0, gt=0, description="Time between analysis ticks.")
     deadline: Duration = Field(default=3600.0, gt=0, description="The whole rollout must end within this.")
     notify: list[Notify] = Field(default_factory=list, description="Where decisions are announced.")

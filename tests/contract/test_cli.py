@@ -60,6 +60,13 @@ def test_explain_shows_steps_objectives_and_queries() -> None:
     assert "histogram_quantile(0.95" in out
     assert "canary×shadow" in out
     assert "go-goroutines" in out
+    # The policy and the objectives in words a user acts on, not field names.
+    flat = " ".join(out.split())  # rich wraps long lines at the terminal's width
+    assert "rolls back as soon as a verdict fails" in flat
+    assert "holds the canary where it is" in flat
+    assert "go-goroutines: go-goroutines no growth — per track (whole process)" in flat
+    assert "needs 100 requests and 30s per track and source" in flat
+    assert 'namespace="shop"' in out
 
 
 def test_explain_invalid_contract_exits_two() -> None:
