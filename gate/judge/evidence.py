@@ -109,6 +109,8 @@ class Histogram(_Item):
             return self
         if len(self.bounds) != len(self.counts):
             raise ValueError(f"bounds has {len(self.bounds)} entries but counts has {len(self.counts)}")
+        if any(math.isnan(b) for b in self.bounds):
+            raise ValueError("bounds must be numbers (NaN is not a bucket edge)")
         if not self.bounds or self.bounds[-1] != math.inf:
             raise ValueError('the last bound must be +Inf (Prometheus\' le="+Inf" bucket)')
         if any(b >= a for a, b in zip(self.bounds[1:], self.bounds[:-1], strict=False)):

@@ -9,6 +9,7 @@ false Fail anywhere, at any look, stays below alpha.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import cast
 
 from gate.contract.models import Objective, Policy
 from gate.judge import represent
@@ -17,7 +18,7 @@ from gate.judge.decide import decide
 from gate.judge.describe import describe
 from gate.judge.evidence import TRACKS, Evidence, Source, Track
 from gate.judge.spec import JudgePolicy, ObjectiveSpec, from_contract, judge_policy
-from gate.judge.transform import Prepared, prepare
+from gate.judge.transform import Prepared, baseline_source, prepare
 from gate.judge.verdict import Comparison, Comparisons, Judgement, Status, Verdict
 
 Getter = Callable[[str, Source, Track], Prepared | None]
@@ -40,8 +41,8 @@ def judge(
     as data: the judge has no clock) and `max_age`, entries whose window ended earlier are stale.
     """
     policy = judge_policy(policy) if isinstance(policy, Policy) else (policy or JudgePolicy())
-    objs = from_contract(objectives, units)
-    cells = sum(len(o.sources) for o in objs)
+    objs, broken = _specs(objectives, units)
+    cells = sum(len(o.sources) for o in objs) + sum(len(b[2]) for b in broken)
     alpha_cell = policy.alpha / max(cells, 1)
     prepared: dict[tuple[str, Source, Track], Prepared | None] = {}
     memo: dict[tuple[object, ...], object] = {}
@@ -60,23 +61,17 @@ def judge(
     verdicts: list[Verdict] = []
     for obj in objs:
         for source in obj.sources:
+            # Everything computed for this objective × source happens inside the guard: preparing the
+            # entries (histogram arithmetic), pairing, classifying, the notes.
             try:
-                canary, stable = get(obj.sli, source, "canary"), get(obj.sli, source, "stable")
-                verdict = classify(obj, source, canary, stable, alpha=alpha_cell, policy=policy, memo=memo)
-                if canary is not None:
-                    verdict = verdict.model_copy(
-                        update={"numbers": {**verdict.numbers, **_notes(canary, stable)}}
-                    )
-            except Exception as exc:  # one objective's crash must not sink the judgement
-                verdict = Verdict(
-                    objective=obj.key,
-                    sli=obj.sli,
-                    source=source,
-                    status=Status.ERROR,
-                    critical=obj.critical,
-                    reason=f"the judge failed on this objective: {type(exc).__name__}: {str(exc)[:200]}",
+                verdict = _one(
+                    obj, source, evidence=evidence, get=get, alpha=alpha_cell, policy=policy, memo=memo
                 )
+            except Exception as exc:  # one objective's crash must not sink the judgement
+                verdict = _error(obj.key, obj.sli, source, obj.critical, exc)
             verdicts.append(verdict)
+    for key, sli, sources, critical, why in broken:
+        verdicts.extend(_error(key, sli, source, critical, why) for source in sources)
 
     rep = _representativeness(objs, get, alpha_cell, policy)
     unrepresentative = {c.sli: c.reason for c in rep if c.status == Status.FAIL}
@@ -93,6 +88,76 @@ def judge(
         alpha=policy.alpha,
         alpha_per_verdict=alpha_cell,
     )
+
+
+def _one(
+    obj: ObjectiveSpec,
+    source: Source,
+    *,
+    evidence: Evidence,
+    get: Getter,
+    alpha: float,
+    policy: JudgePolicy,
+    memo: dict[tuple[object, ...], object],
+) -> Verdict:
+    """The verdict of one objective on one source (may raise; the caller turns that into Error)."""
+    canary = get(obj.sli, source, "canary")
+    base_source, baseline = baseline_source(evidence.get(obj.sli, source, "stable"), source)
+    stable = get(obj.sli, cast(Source, base_source), "stable")
+    verdict = classify(obj, source, canary, stable, alpha=alpha, policy=policy, memo=memo)
+    if baseline is not None and any(c.kind == "regression" for c in verdict.checks):
+        verdict = _with_baseline(verdict, baseline)
+    if canary is not None:
+        verdict = verdict.model_copy(update={"numbers": {**verdict.numbers, **_notes(canary, stable)}})
+    return verdict
+
+
+def _with_baseline(verdict: Verdict, baseline: str) -> Verdict:
+    """Say in the regression checks, the numbers and the reason which entry stable was compared from."""
+    checks = [
+        c.model_copy(
+            update={
+                "reason": f"{c.reason} (baseline: {baseline})",
+                "numbers": {**c.numbers, "baseline": baseline},
+            }
+        )
+        if c.kind == "regression"
+        else c
+        for c in verdict.checks
+    ]
+    return verdict.model_copy(
+        update={
+            "checks": checks,
+            "reason": f"{verdict.reason} (baseline: {baseline})",
+            "numbers": {**verdict.numbers, "baseline": baseline},
+        }
+    )
+
+
+def _error(key: str, sli: str, source: str, critical: bool, exc: Exception) -> Verdict:
+    return Verdict(
+        objective=key,
+        sli=sli,
+        source=source,
+        status=Status.ERROR,
+        critical=critical,
+        reason=f"the judge failed on this objective: {type(exc).__name__}: {str(exc)[:200]}",
+    )
+
+
+def _specs(
+    objectives: Iterable[ObjectiveSpec | Objective], units: Mapping[str, str] | None
+) -> tuple[list[ObjectiveSpec], list[tuple[str, str, tuple[str, ...], bool, Exception]]]:
+    """The judge's specs; an objective that cannot become one is an Error on each of its sources."""
+    specs: list[ObjectiveSpec] = []
+    broken: list[tuple[str, str, tuple[str, ...], bool, Exception]] = []
+    for o in objectives:
+        try:
+            specs.extend(from_contract([o], units))
+        except Exception as exc:  # e.g. a bound the judge's spec refuses: that objective only
+            key = o.key if isinstance(o, ObjectiveSpec) else (o.key or o.default_key())
+            broken.append((key, o.sli, tuple(o.sources), o.critical, exc))
+    return specs, broken
 
 
 def _notes(canary: Prepared, stable: Prepared | None) -> dict[str, str | float | None]:
@@ -133,10 +198,10 @@ def _representativeness(
         if obj.sli in seen:
             continue
         seen.add(obj.sli)
-        synthetic, production = get(obj.sli, "synthetic", "stable"), get(obj.sli, "production", "stable")
-        if synthetic is None or production is None or not synthetic.usable or not production.usable:
-            continue
         try:
+            synthetic, production = get(obj.sli, "synthetic", "stable"), get(obj.sli, "production", "stable")
+            if synthetic is None or production is None or not synthetic.usable or not production.usable:
+                continue
             rows.append(represent.compare(obj.sli, synthetic, production, alpha, policy))
         except Exception as exc:  # a report row, never a reason to fail the judgement
             rows.append(
@@ -158,11 +223,16 @@ def describe_evidence(evidence: Evidence) -> dict[str, dict[str, dict[str, dict[
         for source, tracks in per_source.items():
             for track in TRACKS:
                 item = tracks.get(track)
-                if item is not None:
+                if item is None:
+                    continue
+                try:
                     p = prepare(item)
-                    out.setdefault(sli, {}).setdefault(source, {})[track] = {
+                    row: dict[str, object] = {
                         **describe(p),
                         "usable": p.usable,
                         "problems": "; ".join(p.problems),
                     }
+                except Exception as exc:  # one entry's summary must not hide the others
+                    row = {"usable": False, "problems": f"could not summarise: {type(exc).__name__}"}
+                out.setdefault(sli, {}).setdefault(source, {})[track] = row
     return out

@@ -225,3 +225,22 @@ def duration(p: Prepared) -> float:
     if p.times is not None and p.times.size:
         return float(p.times[-1] - p.times[0])
     return math.nan
+
+
+MIRRORED_BASELINE = "stable production (mirrored requests)"
+"""How a verdict names the shadow source's fallback baseline."""
+
+
+def baseline_source(shadow_stable: Item | None, source: str) -> tuple[str, str | None]:
+    """Which source's stable entry is the baseline for `source`'s regression checks, and why if not its own.
+
+    Shadow requests are copies of production requests that a router (nginx `mirror`, a mesh's
+    mirroring) sends to the canary only, with the responses dropped: there is no stable × shadow series.
+    The same requests, at the same moment, were served by stable as production traffic, so stable's
+    production entry is the shadow source's baseline whenever stable × shadow is absent or marked
+    missing. A stale or otherwise flagged stable × shadow entry is kept: it exists, and its flags are
+    the reason to be Inconclusive, not a cue to look elsewhere.
+    """
+    if source == "shadow" and (shadow_stable is None or shadow_stable.missing):
+        return "production", MIRRORED_BASELINE
+    return source, None

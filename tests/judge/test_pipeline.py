@@ -165,3 +165,23 @@ def test_representativeness_compares_locust_samples_with_prometheus_buckets(rng:
     ]
     rep = judge(objs, ev).comparisons.representativeness
     assert rep and rep[0].status == Status.FAIL
+
+
+def test_a_crash_while_preparing_evidence_is_an_error_of_that_objective_only(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gate.judge import pipeline
+
+    real = pipeline.prepare
+
+    def fragile(item, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(item, Counts):
+            raise IndexError("index 103 is out of bounds for axis 0 with size 103")
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare", fragile)
+    j = judge(OBJECTIVES, _evidence(rng), JudgePolicy(error_limit=5))
+    by_key = {(v.objective, v.source): v for v in j.verdicts}
+    assert by_key[("errors", "synthetic")].status == Status.ERROR
+    assert "IndexError" in by_key[("errors", "synthetic")].reason
+    assert by_key[("p95", "synthetic")].status == Status.PASS

@@ -82,8 +82,15 @@ def sample_quantile(sorted_values: FloatArray, p: float, alpha: float, n_opt: fl
 
 
 def bucket_of_rank(cumulative: FloatArray, rank: float) -> int:
-    """Index of the bucket holding the rank-th smallest observation (1-based rank)."""
-    return int(np.searchsorted(cumulative, rank, side="left"))
+    """Index of the bucket holding the rank-th smallest observation (1-based rank).
+
+    Prometheus' counts come from ``increase()``, which extrapolates: the total is fractional (102.6
+    requests), and an integer rank may exceed it (rank 103). Such a rank lies beyond every finite edge,
+    so it is in the last (+Inf) bucket — never one past the end.
+    """
+    if cumulative.size == 0:
+        raise ValueError("a histogram needs at least one (+Inf) bucket")
+    return min(int(np.searchsorted(cumulative, rank, side="left")), int(cumulative.size) - 1)
 
 
 def histogram_quantile(
@@ -95,7 +102,7 @@ def histogram_quantile(
     for display only, verdicts use the bounds.
     """
     n = float(cumulative[-1]) if cumulative.size else 0.0
-    if n <= 0:
+    if n <= 0 or bounds.size != cumulative.size:
         return QuantileInterval(p, math.nan, -math.inf, math.inf, 0, resolution_limited=True)
     ni = round(n)
     lo, hi = rank_bounds(ni, p, alpha, n_opt)
