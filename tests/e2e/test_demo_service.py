@@ -113,3 +113,49 @@ async def test_orders_refuse_out_of_bounds_input_without_echoing_it(body: dict[s
         resp = await client.post("/orders", json=body)
     assert resp.status_code == 422
     assert "xxxxxxxx" not in resp.text
+
+
+async def test_http1_client_reads_chunked_and_sized_answers_and_reuses_connections() -> None:
+    from gate.demo.http1 import Http1Client, Http1Error
+
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                if head.startswith(b"GET /chunked"):
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                    )
+                elif head.startswith(b"GET /slow"):
+                    await asyncio.sleep(1)
+                else:
+                    writer.write(b'HTTP/1.1 503 Busy\r\nContent-Length: 11\r\n\r\n{"ok":true}')
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Http1Client(f"http://127.0.0.1:{port}")
+    try:
+        assert (await client.get("/chunked", {}, timeout=2)).body == b"abcde"
+        answer = await client.post_json("/x", {"a": 1}, {"X-Traffic-Source": "shadow"}, timeout=2)
+        assert (answer.status, answer.json()) == (503, {"ok": True})
+        assert connections == 1  # the second request reused the kept connection
+        with pytest.raises(TimeoutError):
+            await client.get("/slow", {}, timeout=0.2)
+        with pytest.raises(Http1Error):
+            await Http1Client(f"http://127.0.0.1:{free_port()}").get("/", {}, timeout=2)
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
