@@ -49,7 +49,12 @@ def _walk_types(annotation: Any) -> list[Any]:
 
 
 def data_path(data: Any, loc: Sequence[PathPart]) -> list[PathPart]:
-    """The part of a pydantic `loc` that names real keys/items of `data` (union tags dropped)."""
+    """The part of a pydantic `loc` that names real keys/items of `data` (union tags dropped).
+
+    A trailing name absent from the data is kept (a missing field, or one derived from shorthand like
+    `get: /x` -> `path`), unless it repeats the key just walked: that is a union tag named like its
+    field (`chaos.x.fault`, tag `fault`, field `fault`).
+    """
     path: list[PathPart] = []
     node = data
     for index, part in enumerate(loc):
@@ -58,7 +63,13 @@ def data_path(data: Any, loc: Sequence[PathPart]) -> list[PathPart]:
         if child is not _ABSENT:
             path.append(part)
             node = child
-        elif isinstance(node, dict) and last and isinstance(part, str) and not _is_tag(part):
+        elif (
+            isinstance(node, dict)
+            and last
+            and isinstance(part, str)
+            and not _is_tag(part)
+            and not (path and path[-1] == part)
+        ):
             # A missing field: name it, though it has no place in the file yet.
             path.append(part)
         else:
@@ -87,6 +98,8 @@ def message_for(error: ErrorDetails, path: list[PathPart], data: Any) -> str:
     ctx = error.get("ctx") or {}
     field = str(path[-1]) if path else "value"
     if kind == "missing":
+        if field == "path" and "tasks" in path:
+            return "a task says its request: `get: /orders` (or post, put, delete, ...), or method: and path:"
         return f"`{field}` is required here; add it"
     if kind == "extra_forbidden":
         hint = difflib.get_close_matches(field, sorted(_VOCABULARY), n=1, cutoff=0.75)
@@ -124,8 +137,36 @@ def message_for(error: ErrorDetails, path: list[PathPart], data: Any) -> str:
     if kind == "string_pattern_mismatch":
         return "text has the wrong form"
     if kind.startswith(("greater_than", "less_than")):
-        return error["msg"].replace("Input should be", "must be")
+        return _bound_message(kind, ctx, _value_at(data, path))
     return error["msg"]
+
+
+_BOUND_WORDS = {
+    "greater_than": ("gt", "more than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def _bound_message(kind: str, ctx: dict[str, Any], written: Any) -> str:
+    """`must be at most 100%` — in percent when the user wrote a percentage, else as a number."""
+    key, words = _BOUND_WORDS.get(kind, ("", ""))
+    limit = ctx.get(key)
+    if not words or not isinstance(limit, int | float):
+        return f"must be {kind.replace('_', ' ')} {limit}"
+    if isinstance(written, str) and written.strip().endswith("%"):
+        return f"must be {words} {limit * 100:g}%, got {short(written)}"
+    return f"must be {words} {limit:g}"
+
+
+def _value_at(data: Any, path: Sequence[PathPart]) -> Any:
+    node = data
+    for part in path:
+        node = _child(node, part)
+        if node is _ABSENT:
+            return None
+    return node
 
 
 def problems_from_validation(
