@@ -94,7 +94,8 @@ def _field_type(info: FieldInfo) -> str:
     return type_name(info.annotation)
 
 
-def _default(info: FieldInfo) -> str:
+def _default(info: FieldInfo, kind: str = "") -> str:
+    """The default as a user would write it (`10s`, `99%`, `10/s`), not in base units."""
     if info.is_required():
         return "**required**"
     if info.default_factory is not None:
@@ -107,6 +108,19 @@ def _default(info: FieldInfo) -> str:
         return ""
     if isinstance(value, BaseModel):
         return "(defaults)"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if kind == "duration":
+            return f"`{units.format_duration(float(value))}`"
+        if kind == "percent":
+            return f"`{float(value) * 100:g}%`"
+        if kind == "rate":
+            return f"`{float(value):g}/s`"
+        if kind == "whole percent":
+            return f"`{value}%`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list | tuple):
+        return f"`[{', '.join(str(v) for v in value)}]`"
     return f"`{value}`"
 
 
@@ -120,7 +134,8 @@ def field_reference() -> str:
         for name, info in model.model_fields.items():
             alias = info.alias or name
             meaning = (info.description or "").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{alias}` | {_field_type(info)} | {_default(info)} | {meaning} |")
+            kind = _field_type(info)
+            lines.append(f"| `{alias}` | {kind} | {_default(info, kind)} | {meaning} |")
         lines.append("")
     lines.append(END)
     return "\n".join(lines)
