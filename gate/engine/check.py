@@ -29,7 +29,7 @@ from gate.drivers.load.evidence import load_evidence
 from gate.drivers.prometheus import PrometheusClient, PrometheusError, measure
 from gate.engine.judging import ObjectiveNotJudgeable, applicable, judge_look, overlay
 from gate.engine.plan import DEFAULT_CHAOS_SECONDS
-from gate.judge import Evidence, Judgement, Status
+from gate.judge import Counts, Evidence, Histogram, Judgement, Status
 from gate.judge.pipeline import describe_evidence
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_INCONCLUSIVE, EXIT_INFRA = 0, 1, 2, 3, 4
@@ -41,7 +41,8 @@ EXIT_OF: dict[CheckStatus, int] = {
     "inconclusive": EXIT_INCONCLUSIVE,
     "error": EXIT_INFRA,
 }
-SOURCES_CHECKED = ("synthetic",)  # gate check sends only its own load; no weights, no mirror
+SOURCES_CHECKED = ("synthetic",)  # gate check sends its own load; no weights, no mirror
+ALL_SOURCES = ("synthetic", "shadow", "production")  # judged too when Prometheus saw them reach the canary
 MAX_SETTLE = 30.0  # seconds waited at most for Prometheus's last scrape of a window
 
 
@@ -79,6 +80,8 @@ class Phase:
     evidence: dict[str, Any] = field(default_factory=dict)
     load: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    sources: tuple[str, ...] = SOURCES_CHECKED
+    """The sources judged in this window: synthetic, and those Prometheus saw reach the canary."""
 
 
 @dataclass
@@ -257,7 +260,9 @@ def _phase(
         raise InfrastructureError(f"{phase.name}: the load did not run: {'; '.join(result.problems)[:1500]}")
     chosen = applicable(contract, sources=SOURCES_CHECKED, chaos=chaos)
     evidence = load_evidence(result, [o for o, _ in chosen], library)
-    if client is not None and chosen:
+    sources: tuple[str, ...] = SOURCES_CHECKED
+    measurable = applicable(contract, sources=ALL_SOURCES, chaos=chaos)
+    if client is not None and measurable:
         interval = float(contract.spec.prometheus.scrape_interval)
         settle = options.settle if options.settle is not None else min(MAX_SETTLE, 2 * interval)
         if settle > 0:
@@ -269,24 +274,21 @@ def _phase(
                 client,
                 start=result.started_at,
                 end=max(result.ended_at, result.started_at + 1.0),
-                objectives=[o for o, _ in chosen],
+                objectives=[o for o, _ in measurable],
             )
         except PrometheusError as exc:
             raise InfrastructureError(f"{phase.name}: Prometheus: {exc}") from exc
-        # Only what gate check produced is judged: Prometheus may also see production traffic
-        # (a shared environment), which says nothing about this check's two versions.
-        measured = Evidence.model_construct(
-            slis={
-                sli: {src: tracks for src, tracks in per.items() if src in SOURCES_CHECKED}
-                for sli, per in measured.slis.items()
-            }
+        # Besides its own synthetic load, the check judges every source Prometheus saw reach the canary
+        # in the window (production users, mirrored shadow requests); a source with no canary data
+        # is not judged rather than made Inconclusive: the check did not send it.
+        sources = SOURCES_CHECKED + tuple(
+            s for s in ALL_SOURCES if s not in SOURCES_CHECKED and _reached_canary(measured, s)
         )
         # Locust's raw per-request samples beat Prometheus buckets for the cells both measured.
         evidence = overlay(measured, evidence)
+    phase.sources = sources
     phase.evidence = _summary(evidence)
-    phase.judgement = judge_look(
-        contract, library, evidence, sources=SOURCES_CHECKED, chaos=chaos, final=True
-    )
+    phase.judgement = judge_look(contract, library, evidence, sources=sources, chaos=chaos, final=True)
     if phase.judgement is not None:
         say(f"{phase.name}: {phase.judgement.decision.action} — {phase.judgement.decision.reason}")
     return phase
@@ -369,9 +371,28 @@ def _cases(contract: Contract, phases: list[Phase], *, skipped_chaos: bool) -> l
     return out
 
 
+def _reached_canary(evidence: Evidence, source: str) -> bool:
+    """Did Prometheus see `source` requests reach the canary in the window?
+
+    Only request-level entries count (histograms, error counts with requests in them): a gauge says
+    nothing about which traffic a process served."""
+    for per_source in evidence.slis.values():
+        item = per_source.get(source, {}).get("canary")  # type: ignore[call-overload]
+        if item is None or item.missing:
+            continue
+        if isinstance(item, Histogram) and item.counts and item.counts[-1] > 0:
+            return True
+        if isinstance(item, Counts) and item.total > 0:
+            return True
+    return False
+
+
 def _skipped(objective: Objective, source: str, phases: list[Phase], skipped_chaos: bool) -> Case:
-    if source not in SOURCES_CHECKED:
-        why = f"gate check sends synthetic load only; {source} traffic is judged during a rollout"
+    if source not in SOURCES_CHECKED and not any(source in p.sources for p in phases):
+        why = (
+            f"gate check sends synthetic load only, and no {source} traffic reached the canary "
+            "(per Prometheus); it is judged during a rollout"
+        )
     elif objective.during and skipped_chaos:
         why = f"chaos skipped (--no-chaos): {objective.during} did not run"
     elif not phases:

@@ -12,6 +12,8 @@ from dataclasses import replace
 from gate.contract import Contract, Objective, Policy, SliLibrary
 from gate.drivers.prometheus import evidence_key
 from gate.judge import Evidence, Judgement, JudgePolicy, ObjectiveSpec, judge
+from gate.judge import spec as judge_spec
+from gate.judge.spec import objective_spec as judge_objective_spec
 
 
 class ObjectiveNotJudgeable(ValueError):
@@ -19,37 +21,19 @@ class ObjectiveNotJudgeable(ValueError):
 
 
 def objective_spec(objective: Objective, library: SliLibrary) -> ObjectiveSpec:
-    """The judge's view of one contract objective; evidence is filed under ``evidence_key``."""
-    if all(v is None for v in (objective.max, objective.min, objective.max_increase, objective.max_growth)):
-        raise ObjectiveNotJudgeable(
-            f"objective {objective.key}: maxDecrease alone is not judged yet; add max, min or maxIncrease"
-        )
+    """The judge's view of one contract objective, by the judge's own adapter; evidence is filed
+    under ``evidence_key`` (a route-restricted objective has its own slot)."""
     unit = library.get(objective.sli).unit if objective.sli in library else ""
-    return ObjectiveSpec(
-        key=objective.key,
-        sli=evidence_key(objective),
-        quantile=objective.quantile,
-        max=_f(objective.max),
-        min=_f(objective.min),
-        max_increase=_f(objective.max_increase),
-        max_growth=_f(objective.max_growth),
-        critical=objective.critical,
-        sources=tuple(objective.sources),
-        min_requests=int(objective.min_evidence.requests),
-        min_duration=float(objective.min_evidence.duration),
-        unit=str(unit),
-    )
+    try:
+        spec = judge_objective_spec(objective, str(unit))
+    except ValueError as exc:
+        raise ObjectiveNotJudgeable(str(exc)) from exc
+    return replace(spec, sli=evidence_key(objective))
 
 
 def judge_policy(policy: Policy) -> JudgePolicy:
-    """The judge's policy from the contract's."""
-    return JudgePolicy(
-        confidence=float(policy.confidence),
-        on_inconclusive=policy.on_inconclusive,
-        failure_limit=int(policy.failure_limit),
-        inconclusive_limit=int(policy.inconclusive_limit),
-        error_limit=int(policy.error_limit),
-    )
+    """The judge's policy from the contract's (the judge's own adapter: tolerance included)."""
+    return judge_spec.judge_policy(policy)
 
 
 def applicable(
@@ -85,10 +69,6 @@ def specs_for(
 
 def _with_sources(spec: ObjectiveSpec, sources: tuple[str, ...]) -> ObjectiveSpec:
     return replace(spec, sources=tuple(s for s in spec.sources if s in sources))
-
-
-def _f(value: float | None) -> float | None:
-    return None if value is None else float(value)
 
 
 def judge_look(

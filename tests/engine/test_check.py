@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -353,3 +354,50 @@ def test_chaos_runs_under_load_and_its_objectives_are_judged_on_its_window(
     assert chaos_case["phase"] == "chaos slow-dependency" and chaos_case["status"] == "pass", chaos_case
     assert data["phases"][1]["load"]["tracks"]["canary"]["requests"] > 0
     assert code == 0, out
+
+
+def test_production_traffic_prometheus_saw_is_judged_too(
+    services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Real users reach both versions during the check (a shared environment): Prometheus sees their
+    # requests labelled production, and the check judges that source too, not only its own load.
+    contract = write_contract(tmp_path)
+    contract.write_text(contract.read_text().replace("inconclusiveLimit: 0", "inconclusiveLimit: 4"))
+    jobs = [
+        ScrapeJob(f"checkout-{track}", [services[name].removeprefix("http://")], labels={"track": track})
+        for name, track in (("stable", "stable"), ("good", "canary"))
+    ]
+    stop = threading.Event()
+
+    def users() -> None:
+        with httpx.Client(timeout=5.0) as http:
+            for _ in range(5000):  # bounded; stopped by the event long before
+                if stop.is_set():
+                    return
+                for name in ("stable", "good"):
+                    http.get(services[name] + "/catalog/7")
+                time.sleep(0.01)
+
+    report = tmp_path / "r.json"
+    with live_prometheus(tmp_path_factory.mktemp("prom"), jobs, scrape_interval=0.5) as prom:
+        thread = threading.Thread(target=users, daemon=True)
+        thread.start()
+        try:
+            wait_scraped(prom.url, "http_request_duration_seconds_count", 2)
+            code, out = check(
+                [
+                    *(str(contract), "--stable-url", services["stable"], "--canary-url", services["good"]),
+                    *("--prometheus", prom.url, "--json-report", str(report)),
+                ]
+            )
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert code in (0, 3), out
+    data = json.loads(report.read_text())
+    by_cell = {(c["objective"], c["source"]): c for c in data["cases"]}
+    production = by_cell[("http-error-ratio", "production")]
+    assert production["status"] != "skipped" and production["phase"] == "baseline", production
+    assert by_cell[("http-latency-p95", "production")]["status"] != "skipped"
+    assert by_cell[("http-latency-p95", "shadow")]["status"] == "skipped"  # no mirror in a check
+    assert "production" in data["phases"][0]["evidence"]["http-latency"]

@@ -1,0 +1,121 @@
+"""One judging path for every face: `gate judge`, `gate check` and `gate run` give the same verdicts.
+
+The engine's adapter is the judge's own (`gate.judge.spec`): the policy's tolerance applies, and an
+objective with only `maxDecrease` is judged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from typer.testing import CliRunner
+
+from gate.cli.main import app
+from gate.contract import SliLibrary, parse_contract
+from gate.engine.analysis import ContractAnalyst
+from gate.engine.judging import judge_look, judge_policy, objective_spec
+from gate.engine.runner import LookRequest
+from gate.judge import Evidence, Status
+
+OBJECTIVES: list[dict[str, Any]] = [
+    {"key": "p95", "sli": "http-latency", "quantile": "p95", "maxIncrease": "10%", "sources": ["synthetic"]},
+    {
+        "key": "faster-is-suspicious",
+        "sli": "http-latency",
+        "quantile": "p50",
+        "maxDecrease": "20%",
+        "sources": ["synthetic"],
+    },
+    {"key": "errors", "sli": "http-error-ratio", "max": "5%", "sources": ["synthetic"]},
+]
+POLICY: dict[str, Any] = {"confidence": "99%", "tolerance": "25%"}
+
+CONTRACT = f"""\
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {{name: one-path}}
+spec:
+  service: checkout
+  target:
+    stable: {{url: http://stable:8080}}
+    canary: {{url: http://canary:8080}}
+  router: {{type: nginx, port: 8080}}
+  prometheus: {{url: "http://prometheus:9090", scrapeInterval: 1s}}
+  load: {{users: 2, duration: 10s, tasks: [{{name: home, get: /}}]}}
+  objectives: {json.dumps(OBJECTIVES)}
+  steps: [10%, analyze 1m, 100%]
+  policy: {json.dumps(POLICY)}
+"""
+
+
+def _slis(canary_factor: float) -> dict[str, Any]:
+    rng = np.random.default_rng(7)
+    stable = rng.lognormal(np.log(0.1), 0.3, 4000)
+    canary = rng.lognormal(np.log(0.1 * canary_factor), 0.3, 4000)
+    window = {"start": 1000.0, "end": 1060.0}
+    return {
+        "http-latency": {
+            "synthetic": {
+                "stable": {"kind": "samples", "values": stable.tolist(), "window": window},
+                "canary": {"kind": "samples", "values": canary.tolist(), "window": window},
+            }
+        },
+        "http-error-ratio": {
+            "synthetic": {
+                "stable": {"kind": "counts", "errors": 2, "total": 4000, "window": window},
+                "canary": {"kind": "counts", "errors": 3, "total": 4000, "window": window},
+            }
+        },
+    }
+
+
+def test_the_engine_adapter_is_the_judges_own() -> None:
+    contract = parse_contract(CONTRACT)
+    library = SliLibrary.default()
+    assert judge_policy(contract.spec.policy).tolerance == 0.25
+    floor = objective_spec(contract.spec.objectives[1], library)
+    assert floor.max_decrease == 0.2 and floor.max_increase is None and floor.unit == "seconds"
+
+
+def _three_faces(tmp_path: Path, canary_factor: float) -> list[list[tuple[str, str, str, str]]]:
+    contract = parse_contract(CONTRACT)
+    library = SliLibrary.default()
+    slis = _slis(canary_factor)
+    evidence = Evidence.model_validate({"slis": slis})
+    # gate check and gate run (the analyst of a rollout) both judge through gate.engine.judging.
+    in_check = judge_look(contract, library, evidence, sources=["synthetic"], final=True)
+    assert in_check is not None
+    analyst = ContractAnalyst(contract, library, None, extra_evidence=lambda _s, _e: evidence)
+    in_rollout = analyst.look(LookRequest(1, 0, 1000.0, 1060.0, None, ("synthetic",), True))
+    # gate judge reads the same objectives and policy, in the contract's syntax, from an evidence file.
+    path = tmp_path / "evidence.json"
+    path.write_text(json.dumps({"objectives": OBJECTIVES, "policy": POLICY, "slis": slis}))
+    result = CliRunner().invoke(app, ["judge", str(path), "--format", "json"])
+    assert result.exit_code in (0, 1, 3), result.output
+    in_judge = json.loads(result.stdout)
+    return [
+        [(v.objective, v.source, v.status.value, v.reason) for v in in_check.verdicts],
+        [(v["objective"], v["source"], v["status"], v["reason"]) for v in in_rollout.verdicts],
+        [(v["objective"], v["source"], v["status"], v["reason"]) for v in in_judge["judgement"]["verdicts"]],
+    ]
+
+
+def test_a_change_within_the_policys_tolerance_passes_the_same_everywhere(tmp_path: Path) -> None:
+    # 15 % slower: beyond maxIncrease 10 %, within the policy's tolerance of 25 %, which applies.
+    check, run, judged = _three_faces(tmp_path, 1.15)
+    assert check == run == judged
+    status = {obj: st for obj, _src, st, _why in check}
+    assert status["p95"] != Status.FAIL.value, check
+    assert status["faster-is-suspicious"] == Status.PASS.value
+
+
+def test_a_maxdecrease_only_objective_fails_the_same_everywhere(tmp_path: Path) -> None:
+    # Twice as fast: beyond maxDecrease 20 % (and the 25 % tolerance): suspicious (e.g. skipped work).
+    check, run, judged = _three_faces(tmp_path, 0.5)
+    assert check == run == judged
+    status = {obj: (st, why) for obj, _src, st, why in check}
+    assert status["faster-is-suspicious"][0] == Status.FAIL.value, status
+    assert "lower" in status["faster-is-suspicious"][1]
