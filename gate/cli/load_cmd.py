@@ -4,6 +4,11 @@ A rich progress bar with requests/s, p95 and errors per track while Locust runs 
 processes), then a summary. `--events FILE` (or `-` for stdout) writes the structured progress events
 as JSON lines; `--format json` prints the result as JSON.
 
+When one machine is not enough: `--kube NAME --namespace NS --image IMAGE --workers N` prints the
+Kubernetes objects that run the same load with its Locust workers as pods (for `kubectl apply -f -`),
+and `--from-log FILE` (`-`: stdin, e.g. `kubectl logs -f job/NAME-master`) summarises a run from its
+master's output, exactly as a local run is summarised.
+
 Exit codes: 0 done; 2 invalid input; 3 the load generator was saturated (its numbers measure itself:
 add workers or lower users); 4 the load could not run (Locust failed, the run ended early); 130
 interrupted (Ctrl-C: every Locust process is stopped and the partial result is shown).
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Literal
 
@@ -131,6 +137,22 @@ def load_command(
         str | None, typer.Option(help="Write progress events as JSON lines to this file (`-`: stdout).")
     ] = None,
     output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    kube: Annotated[
+        str | None,
+        typer.Option(
+            help="Print the Kubernetes objects for this load, named NAME (workers as pods); run nothing."
+        ),
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="With --kube: the namespace.")] = "default",
+    image: Annotated[
+        str | None, typer.Option(help="With --kube: a container image with gate installed.")
+    ] = None,
+    from_log: Annotated[
+        str | None,
+        typer.Option(
+            help="Summarise a run from its master's output (a pod log) in FILE (`-`: stdin); run nothing."
+        ),
+    ] = None,
 ) -> None:
     """Run the contract's synthetic load on both tracks at once, with live progress and a summary."""
     from gate.drivers.load import LoadDriver
@@ -149,6 +171,12 @@ def load_command(
         workers=workers,
         err=err,
     )
+    if kube is not None:
+        _print_manifests(plan, kube, namespace, image, workers, err=err)
+        return
+    if from_log is not None:
+        _report_log(plan, from_log, console, err, output)
+        return
 
     sink: IO[str] | None = None
     if events == "-":
@@ -188,7 +216,10 @@ def load_command(
             sink.close()
     if show_live:
         console.line()
+    _report(result, console, err, output, interrupted=interrupted)
 
+
+def _report(result: LoadResult, console: Console, err: Console, output: str, *, interrupted: bool) -> None:
     if output == "json":
         console.print_json(json.dumps(result.summary()))
     else:
@@ -207,3 +238,57 @@ def load_command(
         raise typer.Exit(EXIT_FAILED)
     if result.saturated:
         raise typer.Exit(EXIT_SATURATED)
+
+
+def _print_manifests(
+    plan: LoadPlan, name: str, namespace: str, image: str | None, workers: str | None, *, err: Console
+) -> None:
+    import io
+
+    from ruamel.yaml import YAML
+
+    from gate.drivers.load.kube import job_manifests
+
+    if image is None:
+        err.print(
+            "--kube needs --image: a container image with gate installed (python -m gate.drivers.load.worker)"
+        )
+        raise typer.Exit(EXIT_INVALID)
+    count = plan.workers if workers is None else workers
+    if not isinstance(count, int) and not (isinstance(count, str) and count.isdigit()):
+        # `auto` counts this machine's cores, which says nothing about a cluster.
+        err.print("--kube needs a number of worker pods: --workers N")
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        objects = job_manifests(plan, name=name, namespace=namespace, image=image, workers=int(count))
+    except ValueError as exc:
+        err.print(f"--kube: {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
+    yaml = YAML()
+    yaml.default_flow_style = False
+    out = io.StringIO()
+    yaml.dump_all(objects, out)
+    sys.stdout.write(out.getvalue())
+
+
+def _bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
+    """Lines of at most `limit` + 1 bytes: a log without newlines cannot fill the memory (longer lines
+    arrive in pieces, which are not records and are skipped)."""
+    while line := stream.readline(limit + 1):
+        yield line
+
+
+def _report_log(plan: LoadPlan, source: str, console: Console, err: Console, output: str) -> None:
+    from gate.drivers.load.protocol import MAX_LINE
+    from gate.drivers.load.result import aggregate
+
+    try:
+        if source == "-":
+            result = aggregate(plan, _bounded_lines(sys.stdin.buffer, MAX_LINE))
+        else:
+            with Path(source).open("rb") as fh:
+                result = aggregate(plan, _bounded_lines(fh, MAX_LINE))
+    except OSError as exc:
+        err.print(f"--from-log: cannot read {escape(source)}: {escape(exc.strerror or str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
+    _report(result, console, err, output, interrupted=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from typer.testing import CliRunner
 
+from gate.cli.main import app
 from gate.drivers.load import LoadPlan, LoadTask
 from gate.drivers.load.kube import MASTER_PORT, job_manifests
 from gate.drivers.load.result import aggregate
@@ -97,3 +100,53 @@ def test_the_pod_commands_run_the_load_on_this_machine(services: Services, tmp_p
     assert len(result.nodes) == 3
     assert result.tracks["stable"].requests > 10 and result.tracks["canary"].requests > 10
     assert all(p.returncode == 0 for p in procs)
+
+    # What a user does with the master pod's log: `kubectl logs job/NAME-master | gate load C --from-log -`.
+    log = tmp_path / "master.log"
+    log.write_bytes(b"some log noise\n" + out)
+    contract = tmp_path / "shop.yaml"
+    contract.write_text(CONTRACT)
+    done = CliRunner().invoke(app, ["load", str(contract), "--from-log", str(log), "--format", "json"])
+    assert done.exit_code == (3 if result.saturated else 0), done.output
+    summary = json.loads(done.stdout)
+    assert summary["complete"] and len(summary["nodes"]) == 3
+    for track in ("stable", "canary"):
+        assert summary["tracks"][track]["requests"] == result.tracks[track].requests
+
+
+CONTRACT = """
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {name: shop}
+spec:
+  target:
+    stable: {url: "http://checkout-stable.shop:8080"}
+    canary: {url: "http://checkout-canary.shop:8080"}
+  load:
+    users: 20
+    duration: 2m
+    workers: auto
+    tasks: [{name: home, get: /}]
+  objectives:
+    - {sli: http-latency, quantile: 0.95, max: 220ms}
+"""
+
+
+def test_gate_load_prints_the_kubernetes_objects(tmp_path: Path) -> None:
+    from ruamel.yaml import YAML
+
+    contract = tmp_path / "shop.yaml"
+    contract.write_text(CONTRACT)
+    args = ["load", str(contract), "--kube", "shop-load", "--namespace", "shop"]
+    done = CliRunner().invoke(app, [*args, "--image", "ghcr.io/example/gate:1", "--workers", "4"])
+    assert done.exit_code == 0, done.output
+    objs = list(YAML(typ="safe").load_all(done.stdout))
+    assert [o["kind"] for o in objs] == ["ConfigMap", "Service", "Job", "Job"]
+    for obj in objs:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    assert objs[3]["spec"]["parallelism"] == 4
+    assert LoadPlan.from_json(objs[0]["data"]["plan.json"]).stable_url == "http://checkout-stable.shop:8080"
+    # `workers: auto` counts this machine's cores, which says nothing about a cluster; no image, no pods.
+    assert CliRunner().invoke(app, [*args, "--image", "i"]).exit_code == 2
+    refused = CliRunner().invoke(app, [*args, "--workers", "2"])
+    assert refused.exit_code == 2 and "--image" in refused.output
