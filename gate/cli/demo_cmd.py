@@ -204,8 +204,8 @@ class _LiveView:
     def look(self, request: Any, result: Any) -> None:
         self.looks.append(result)
         reason = str(result.reason)
-        if reason == self.last_reason and result.action == "hold":
-            return  # the same "collecting evidence" line every tick says nothing new
+        if reason == self.last_reason:
+            return  # the same line every tick says nothing new
         self.last_reason = reason
         colour = {"promote": "green", "hold": "yellow", "rollback": "red"}.get(result.action, "white")
         sources = ", ".join(getattr(request, "sources", ()) or ()) or "no traffic"

@@ -1,7 +1,9 @@
 """The demo's contract: ``contracts/local-demo.yaml`` with the topology's real addresses.
 
 The file in the repository is what a reader studies; the demo only rewrites what exists at run time
-(URLs and ports, which are free ports picked at start) and, for ``--quick``, puts in a shorter ladder.
+(URLs and ports, which are free ports picked at start), judges objectives ``during`` a chaos step on
+every source (steps run one at a time, so no synthetic load runs during chaos) and, for ``--quick``,
+puts in a shorter ladder.
 The result is written beside the topology's other files and loaded like any contract, so a problem
 in it is reported with file, line and field like any other.
 """
@@ -62,6 +64,12 @@ def demo_contract_data(
         spec.setdefault("prometheus", {})["url"] = prometheus_url
     except (KeyError, TypeError) as exc:
         raise DemoContractError(f"{source}: not shaped like the demo contract ({exc})") from None
+    for objective in spec.get("objectives", []):
+        # An objective judged only `during` a chaos step gets synthetic evidence only if load runs in
+        # that step, and steps run one at a time: judge it on whatever traffic reaches the canary then
+        # (shadow and production), so the chaos step shows the breaker at work.
+        if isinstance(objective, dict) and objective.get("during") and "sources" in objective:
+            del objective["sources"]
     if quick:
         if "risk-api-slow" not in spec.get("chaos", {}):
             raise DemoContractError(
@@ -99,7 +107,10 @@ def write_demo_contract(
     yaml = YAML()
     yaml.width = 110
     buf = io.StringIO()
-    buf.write(f"# Written by `gate demo` from {src.name}: the topology's real ports")
+    buf.write(
+        f"# Written by `gate demo` from {src.name}: the topology's real ports, "
+        "`during` objectives judged on every source"
+    )
     buf.write(", the shorter ladder of --quick.\n" if quick else ".\n")
     yaml.dump(data, buf)
     path = Path(workdir) / "contract.yaml"
