@@ -361,7 +361,7 @@ def test_production_traffic_prometheus_saw_is_judged_too(
 ) -> None:
     # Real users reach both versions during the check (a shared environment): Prometheus sees their
     # requests labelled production, and the check judges that source too, not only its own load.
-    contract = write_contract(tmp_path)
+    contract = write_contract(tmp_path, duration="2s", requests=20)  # only which sources are judged matters
     contract.write_text(contract.read_text().replace("inconclusiveLimit: 0", "inconclusiveLimit: 4"))
     jobs = [
         ScrapeJob(f"checkout-{track}", [services[name].removeprefix("http://")], labels={"track": track})
