@@ -2,8 +2,9 @@
 
 The file in the repository is what a reader studies; the demo only rewrites what exists at run time
 (URLs and ports, which are free ports picked at start), judges objectives ``during`` a chaos step on
-every source (steps run one at a time, so no synthetic load runs during chaos) and, for ``--quick``,
-puts in a shorter ladder.
+every source (steps run one at a time, so no synthetic load runs during chaos), gives objectives
+without a ``minEvidence`` the one the others have (the default 30 s is longer than the analyze
+steps) and, for ``--quick``, puts in a shorter ladder.
 The result is written beside the topology's other files and loaded like any contract, so a problem
 in it is reported with file, line and field like any other.
 """
@@ -64,6 +65,14 @@ def demo_contract_data(
         spec.setdefault("prometheus", {})["url"] = prometheus_url
     except (KeyError, TypeError) as exc:
         raise DemoContractError(f"{source}: not shaped like the demo contract ({exc})") from None
+    objectives = [o for o in spec.get("objectives", []) if isinstance(o, dict)]
+    # An objective left at the default minimum evidence (30 s) could never conclude inside the
+    # ladder's 20 s analyze steps, and `onInconclusive: rollback` would then roll back a good canary:
+    # it gets the minimum the contract gives its other objectives.
+    given = next((o["minEvidence"] for o in objectives if "minEvidence" in o), None)
+    for objective in objectives:
+        if given is not None and "minEvidence" not in objective:
+            objective["minEvidence"] = dict(given)
     for objective in spec.get("objectives", []):
         # An objective judged only `during` a chaos step gets synthetic evidence only if load runs in
         # that step, and steps run one at a time: judge it on whatever traffic reaches the canary then
@@ -109,7 +118,7 @@ def write_demo_contract(
     buf = io.StringIO()
     buf.write(
         f"# Written by `gate demo` from {src.name}: the topology's real ports, "
-        "`during` objectives judged on every source"
+        "`during` objectives judged on every source, one minEvidence for all objectives"
     )
     buf.write(", the shorter ladder of --quick.\n" if quick else ".\n")
     yaml.dump(data, buf)
