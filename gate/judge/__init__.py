@@ -6,7 +6,7 @@ of named stages, one module each: `transform` (NaN, no data, outliers) → `desc
 production). `judge()` in `pipeline` runs them per objective × source.
 """
 
-from gate.judge.evidence import Counts, Evidence, GaugeSeries, Histogram, Samples, Window
+from gate.judge.evidence import Counts, Evidence, FaultWindow, GaugeSeries, Histogram, Samples, Window
 from gate.judge.pipeline import judge
 from gate.judge.spec import JudgePolicy, ObjectiveSpec
 from gate.judge.verdict import Check, Comparison, Comparisons, Decision, Judgement, Status, Verdict
@@ -18,6 +18,7 @@ __all__ = [
     "Counts",
     "Decision",
     "Evidence",
+    "FaultWindow",
     "GaugeSeries",
     "Histogram",
     "JudgePolicy",

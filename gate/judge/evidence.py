@@ -57,6 +57,24 @@ class Window(BaseModel):
         return self.end - self.start
 
 
+class FaultWindow(BaseModel):
+    """When a chaos experiment's fault was in place (unix seconds): `start` when it was injected, `end`
+    when it was undone (None while it is still in place). Recovery (`recoverWithin`) is timed from `start`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: float
+    end: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FaultWindow:
+        if not math.isfinite(self.start) or (
+            self.end is not None and (not math.isfinite(self.end) or self.end < self.start)
+        ):
+            raise ValueError("a fault window needs a finite start <= end (unix seconds)")
+        return self
+
+
 class _Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,7 +151,8 @@ class Counts(_Item):
 
 
 class GaugeSeries(_Item):
-    """A gauge over time: (unix seconds, value) points, e.g. goroutines or resident memory."""
+    """A gauge over time: (unix seconds, value) points, e.g. goroutines or resident memory, or any SLI
+    per step (e.g. p99 per scrape step) for a `recoverWithin` objective."""
 
     kind: Literal["gauge"] = "gauge"
     points: list[tuple[float, float]] = Field(default_factory=list, max_length=MAX_POINTS)
@@ -165,6 +184,8 @@ class Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slis: dict[SliName, PerSource] = Field(default_factory=dict, max_length=MAX_SLIS)
+    chaos: dict[SliName, FaultWindow] = Field(default_factory=dict, max_length=MAX_SLIS)
+    """Per chaos experiment (the objectives' `during`): when its fault was in place, for `recoverWithin`."""
 
     def get(self, sli: str, source: Source, track: Track) -> Item | None:
         """The entry for one SLI × source × track, or None."""
@@ -183,7 +204,8 @@ class Evidence(BaseModel):
                     mine = slot.get(track)
                     if mine is None or _richness(item) >= _richness(mine):
                         slot[track] = item
-        return Evidence.model_construct(slis=merged)  # both sides were validated already
+        chaos = {**self.chaos, **other.chaos}
+        return Evidence.model_construct(slis=merged, chaos=chaos)  # both sides were validated already
 
 
 MAX_OBJECTIVES = 64

@@ -17,6 +17,7 @@ from gate.judge.classify import classify
 from gate.judge.decide import decide
 from gate.judge.describe import describe
 from gate.judge.evidence import TRACKS, Evidence, Source, Track
+from gate.judge.recovery import judge_recovery
 from gate.judge.spec import JudgePolicy, ObjectiveSpec, from_contract, judge_policy
 from gate.judge.transform import Prepared, baseline_source, prepare
 from gate.judge.verdict import Comparison, Comparisons, Judgement, Status, Verdict
@@ -42,7 +43,8 @@ def judge(
     """
     policy = judge_policy(policy) if isinstance(policy, Policy) else (policy or JudgePolicy())
     objs, broken = _specs(objectives, units)
-    cells = sum(len(o.sources) for o in objs) + sum(len(b[2]) for b in broken)
+    # Recovery checks are point estimates (no interval): they take no share of the error budget.
+    cells = sum(len(o.sources) for o in objs if o.recover_within is None) + sum(len(b[2]) for b in broken)
     alpha_cell = policy.alpha / max(cells, 1)
     prepared: dict[tuple[str, Source, Track], Prepared | None] = {}
     memo: dict[tuple[object, ...], object] = {}
@@ -64,6 +66,12 @@ def judge(
             # Everything computed for this objective × source happens inside the guard: preparing the
             # entries (histogram arithmetic), pairing, classifying, the notes.
             try:
+                if obj.recover_within is not None:
+                    # Recovery is its own check on the SLI over time, instead of bounds over the window.
+                    fault = evidence.chaos.get(obj.during or "")
+                    item = evidence.get(obj.sli, source, "canary")
+                    verdicts.append(judge_recovery(obj, source, item, fault, now=now, max_age=max_age))
+                    continue
                 verdict = _one(
                     obj, source, evidence=evidence, get=get, alpha=alpha_cell, policy=policy, memo=memo
                 )
@@ -195,7 +203,7 @@ def _representativeness(
     rows: list[Comparison] = []
     seen: set[str] = set()
     for obj in objs:
-        if obj.sli in seen:
+        if obj.sli in seen or obj.recover_within is not None:
             continue
         seen.add(obj.sli)
         try:

@@ -42,6 +42,10 @@ class ObjectiveSpec:
     """Seconds the evidence window must cover; shorter is Inconclusive."""
     unit: str = ""
     """How to print values: "seconds", "ratio", or anything else (printed plainly)."""
+    during: str | None = None
+    """The chaos experiment the objective holds during (its fault window is `Evidence.chaos[during]`)."""
+    recover_within: float | None = None
+    """Seconds after the fault's start by which the SLI (a series over time) must be back inside max/min."""
 
     def __post_init__(self) -> None:
         if self.quantile is not None and not 0.0 < self.quantile < 1.0:
@@ -54,6 +58,14 @@ class ObjectiveSpec:
             math.isfinite(self.max_decrease) and 0 <= self.max_decrease < 1
         ):
             raise ValueError(f"objective {self.key}: max_decrease must be a fraction in [0, 1)")
+        if self.recover_within is not None and (
+            not (math.isfinite(self.recover_within) and self.recover_within >= 0)
+            or self.during is None
+            or (self.max is None and self.min is None)
+        ):
+            raise ValueError(
+                f"objective {self.key}: recover_within needs seconds >= 0, `during` and a max or min bound"
+            )
         if all(
             v is None for v in (self.max, self.min, self.max_increase, self.max_decrease, self.max_growth)
         ):
@@ -122,6 +134,8 @@ def objective_spec(objective: Objective, unit: str = "") -> ObjectiveSpec:
         min_requests=objective.min_evidence.requests,
         min_duration=objective.min_evidence.duration,
         unit=unit,
+        during=objective.during,
+        recover_within=objective.recover_within,
     )
 
 
