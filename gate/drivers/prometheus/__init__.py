@@ -11,7 +11,7 @@ from gate.drivers.prometheus.client import (
     Target,
     TemporaryError,
 )
-from gate.drivers.prometheus.measure import evidence_key, measure
+from gate.drivers.prometheus.measure import evidence_key, measure, recovery_key
 
 __all__ = [
     "PermanentError",
@@ -23,4 +23,5 @@ __all__ = [
     "TemporaryError",
     "evidence_key",
     "measure",
+    "recovery_key",
 ]

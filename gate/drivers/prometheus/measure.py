@@ -70,6 +70,8 @@ class PlannedQuery:
     rendered: RenderedQuery
     sources: set[Source]
     selectors: list[int] = field(default_factory=list)  # indices into the freshness probes
+    over_time: bool = False
+    """The SLI's value per step over the window (a range query), for `recoverWithin` objectives."""
 
 
 @dataclass
@@ -92,6 +94,19 @@ def plan_queries(
     keys: dict[str, str] = {}
     for objective in objectives:
         template: SliTemplate = library.with_extra(contract.spec.slis).get(objective.sli)
+        if objective.recover_within is not None:
+            # Judged on its SLI over time only: the window's buckets or counts would mix the fault's
+            # first seconds with the recovery.
+            _plan_over_time(
+                contract,
+                library,
+                objective,
+                template,
+                scrape_interval=scrape_interval,
+                by_text=by_text,
+                keys=keys,
+            )
+            continue
         form = FORM_OF_KIND[template.kind]
         # A rate's series needs a short rate window (a few scrapes), not the whole evaluation window.
         span = max(4 * scrape_interval, 1.0) if form == "series" else window
@@ -106,6 +121,47 @@ def plan_queries(
             query = by_text[rendered.promql] = PlannedQuery(key, rendered, set())
         query.sources.update(objective.sources)
     return list(by_text.values())
+
+
+def _plan_over_time(
+    contract: Contract,
+    library: SliLibrary,
+    objective: Objective,
+    template: SliTemplate,
+    *,
+    scrape_interval: float,
+    by_text: dict[str, PlannedQuery],
+    keys: dict[str, str],
+) -> None:
+    """The SLI's value form (e.g. p99 via histogram_quantile) as a range query, for recovery.
+
+    Its rate window is a few scrapes, so each step sees the recent requests only: the measured recovery
+    lags the real one by at most that window (late, never early)."""
+    quantile = objective.quantile
+    if template.kind == "latency-histogram" and quantile is None:
+        quantile = 0.5  # the judge's bounds talk about the median when no quantile is named
+    rendered = library.render(
+        objective,
+        contract=contract,
+        window=max(4 * scrape_interval, 1.0),
+        form="value",
+        quantile=quantile,
+        sources=list(SOURCES),
+    )
+    key = recovery_key(objective)
+    owner = keys.setdefault(key, rendered.promql)
+    if owner != rendered.promql:
+        raise ValueError(f"objectives filed under {key} read different series")
+    query = by_text.get(rendered.promql)
+    if query is None:
+        query = by_text[rendered.promql] = PlannedQuery(key, rendered, set(), over_time=True)
+    query.sources.update(objective.sources)
+
+
+def recovery_key(objective: Objective) -> str:
+    """Where an objective's SLI over time is filed (for `recoverWithin`): `http-latency:p99-over-time`."""
+    what = f"p{objective.quantile * 100:g}" if objective.quantile is not None else "value"
+    return f"{evidence_key(objective)}:{what}-over-time"
 
 
 def evidence_key(objective: Objective) -> str:
@@ -145,7 +201,7 @@ def measure(
     answers: dict[int, list[Sample] | list[Series]] = {}
     for i, query in enumerate(queries):
         rq = query.rendered
-        if rq.range_query:
+        if rq.range_query or query.over_time:
             step = max(interval, window / MAX_RANGE_POINTS)
             answers[i] = client.query_range(rq.promql, start, end, step)
         else:
@@ -157,13 +213,21 @@ def measure(
     evidence: dict[str, dict[Source, dict[Track, Item]]] = {}
     span = Window(start=start, end=end)
     for i, query in enumerate(queries):
-        items = _items(query.rendered, answers[i], span)
+        items = (
+            _gauges(query.rendered, [a for a in answers[i] if isinstance(a, Series)], span)
+            if query.over_time
+            else _items(query.rendered, answers[i], span)
+        )
         per_source = evidence.setdefault(query.key, {})
         for source in _sources_of(query):
             slot = per_source.setdefault(source, {})
             for track in TRACKS:
                 found = items.get((track, source if query.rendered.per_source else None))
-                item = found if found is not None else _missing(query.rendered, track, source, span, interval)
+                item = (
+                    found
+                    if found is not None
+                    else _missing(query.rendered, track, source, span, interval, over_time=query.over_time)
+                )
                 slot[track] = _judge_freshness(
                     item, query, track, source, fresh=freshness, down=down, end=end, interval=interval
                 )
@@ -178,7 +242,8 @@ def _probes(queries: list[PlannedQuery]) -> list[_Probe]:
     index: dict[str, int] = {}
     probes: list[_Probe] = []
     for query in queries:
-        for selector in selectors_of(query.rendered.promql, inf_bucket_only=query.rendered.form == "buckets"):
+        histogram = query.rendered.kind == "latency-histogram"
+        for selector in selectors_of(query.rendered.promql, inf_bucket_only=histogram):
             if selector not in index:
                 index[selector] = len(probes)
                 probes.append(_Probe(selector, query.rendered))
@@ -338,9 +403,13 @@ def _sources_of(query: PlannedQuery) -> list[Source]:
     return [s for s in SOURCES if s in query.sources]
 
 
-def _missing(rq: RenderedQuery, track: Track, source: Source, span: Window, interval: float) -> Item:
+def _missing(
+    rq: RenderedQuery, track: Track, source: Source, span: Window, interval: float, *, over_time: bool = False
+) -> Item:
     where = f"track {track}" + (f", source {source}" if rq.per_source else "")
     note = f"no data for {rq.sli} ({where}) in the window: the series does not exist or has no samples"
+    if over_time:
+        return GaugeSeries(missing=True, note=note, window=span)
     if not rq.range_query and span.duration < 2 * interval:
         note += (
             f"; the window ({span.duration:g}s) is shorter than two scrape intervals ({2 * interval:g}s), "
