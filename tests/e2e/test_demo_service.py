@@ -68,6 +68,9 @@ async def test_leak_switch_grows_the_task_gauge() -> None:
         await client.post("/__switch", json={"leak": True})
         for _ in range(30):
             await client.get("/catalog/1")
+        # A task counts once it has lived a second: the first scrape sees them, a later one counts them.
+        assert dict((lab["track"], v) for lab, v in await _samples(client, "demo_tasks"))["canary"] == before
+        await asyncio.sleep(1.05)
         after = dict((lab["track"], v) for lab, v in await _samples(client, "demo_tasks"))["canary"]
         leaked = (await client.get("/__switch")).json()["leaked_tasks"]
         assert leaked == 30
