@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.contract import Contract, SliLibrary
-from gate.drivers.chaos import ChaosDriver, ChaosRun, ExperimentSpec, FaultContext
+from gate.drivers.chaos import ChaosDriver, ChaosRun, ChaosWindow, ExperimentSpec, FaultContext
 from gate.drivers.load import LoadDriver, LoadPlan, LoadResult
 from gate.drivers.load.evidence import load_evidence
 from gate.judge import Evidence
@@ -90,7 +90,20 @@ class ChaosRunner:
         self.specs = dict(specs)
         self.context = context
         self._runs: dict[str, ChaosRun] = {}
+        self._windows: dict[str, ChaosWindow] = {}
         self._lock = threading.Lock()
+
+    def window(self, experiment: str) -> ChaosWindow | None:
+        """When ``experiment``'s fault was in place: live while it runs, kept after it stopped."""
+        with self._lock:
+            run = self._runs.get(experiment)
+        if run is not None:
+            window = run.window()
+            with self._lock:
+                self._windows[experiment] = window
+            return window
+        with self._lock:
+            return self._windows.get(experiment)
 
     def start(self, experiment: str, duration: float) -> None:
         """Start ``experiment`` (a repeat after a crash first aborts the one still running)."""
@@ -100,13 +113,16 @@ class ChaosRunner:
         run = self.driver.start(experiment, self.specs[experiment], self.context, duration)
         with self._lock:
             self._runs[experiment] = run
+            self._windows.pop(experiment, None)
 
     def stop(self, experiment: str) -> None:
         """Abort ``experiment``: its rollbacks run now; what it left open in the ledger is undone."""
         with self._lock:
             run = self._runs.pop(experiment, None)
         if run is not None:
-            run.abort()
+            journal = run.abort()
+            with self._lock:
+                self._windows[experiment] = journal.window
         self._undo_leftovers()
 
     def stop_all(self) -> None:

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from gate.contract import Contract, SliLibrary
+from gate.drivers.chaos import ChaosWindow
 from gate.drivers.prometheus import PrometheusClient, measure
-from gate.engine.judging import applicable, judge_look, overlay
+from gate.engine.judging import applicable, fault_window, judge_look, overlay
 from gate.engine.runner import LookOutcome, LookRequest
-from gate.judge import Evidence, Judgement, Status
+from gate.judge import Evidence, FaultWindow, Judgement, Status
 from gate.judge.pipeline import describe_evidence
 
 MIN_WINDOW = 1.0  # seconds: Prometheus needs start < end
@@ -32,11 +33,14 @@ class ContractAnalyst:
         client: PrometheusClient | None,
         *,
         extra_evidence: Callable[[float, float], Evidence | None] | None = None,
+        chaos_window: Callable[[str], ChaosWindow | None] | None = None,
     ) -> None:
         self.contract = contract
         self.library = library
         self.client = client
         self._extra = extra_evidence
+        self._chaos_window = chaos_window
+        """The running experiment's fault window (``ChaosRunner.window``), for ``recoverWithin``."""
 
     def evidence(self, request: LookRequest) -> Evidence:
         """The evidence of the look's window, for the objectives that apply to it."""
@@ -68,6 +72,7 @@ class ContractAnalyst:
             sources=request.sources,
             chaos=request.chaos,
             final=request.final,
+            fault=self._fault(request.chaos),
         )
         if judgement is None:
             what = (
@@ -77,6 +82,11 @@ class ContractAnalyst:
             )
             return LookOutcome(action="promote", reason=f"no objective applies {what}")
         return outcome_of(judgement, evidence)
+
+    def _fault(self, chaos: str | None) -> FaultWindow | None:
+        if chaos is None or self._chaos_window is None:
+            return None
+        return fault_window(self._chaos_window(chaos))
 
 
 def outcome_of(judgement: Judgement, evidence: Evidence) -> LookOutcome:

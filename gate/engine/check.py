@@ -27,9 +27,9 @@ from gate.drivers.chaos.experiment import BuiltinFault
 from gate.drivers.load import LoadDriver, LoadPlan, LoadResult, PlanError
 from gate.drivers.load.evidence import load_evidence
 from gate.drivers.prometheus import PrometheusClient, PrometheusError, measure
-from gate.engine.judging import ObjectiveNotJudgeable, applicable, judge_look, overlay
+from gate.engine.judging import ObjectiveNotJudgeable, applicable, fault_window, judge_look, overlay
 from gate.engine.plan import DEFAULT_CHAOS_SECONDS
-from gate.judge import Counts, Evidence, Histogram, Judgement, Status
+from gate.judge import Counts, Evidence, FaultWindow, Histogram, Judgement, Status
 from gate.judge.pipeline import describe_evidence
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_INCONCLUSIVE, EXIT_INFRA = 0, 1, 2, 3, 4
@@ -82,6 +82,8 @@ class Phase:
     problems: list[str] = field(default_factory=list)
     sources: tuple[str, ...] = SOURCES_CHECKED
     """The sources judged in this window: synthetic, and those Prometheus saw reach the canary."""
+    fault: FaultWindow | None = None
+    """When the experiment's fault was in place (from its journal), for ``recoverWithin``."""
 
 
 @dataclass
@@ -253,8 +255,9 @@ def _phase(
         raise CheckInputError(str(exc)) from exc
     say(f"{phase.name}: {plan.users} users per track for {plan.duration:g}s")
     workdir = None if options.workdir is None else options.workdir / phase.name.replace(" ", "-")
-    result = _load_and_chaos(contract, plan, options, chaos=chaos, workdir=workdir, say=say)
+    result, fault = _load_and_chaos(contract, plan, options, chaos=chaos, workdir=workdir, say=say)
     phase.started_at, phase.ended_at = result.started_at, result.ended_at
+    phase.fault = fault
     phase.load = result.summary()
     if not result.complete and result.problems:
         raise InfrastructureError(f"{phase.name}: the load did not run: {'; '.join(result.problems)[:1500]}")
@@ -288,7 +291,9 @@ def _phase(
         evidence = overlay(measured, evidence)
     phase.sources = sources
     phase.evidence = _summary(evidence)
-    phase.judgement = judge_look(contract, library, evidence, sources=sources, chaos=chaos, final=True)
+    phase.judgement = judge_look(
+        contract, library, evidence, sources=sources, chaos=chaos, final=True, fault=fault
+    )
     if phase.judgement is not None:
         say(f"{phase.name}: {phase.judgement.decision.action} — {phase.judgement.decision.reason}")
     return phase
@@ -302,7 +307,8 @@ def _load_and_chaos(
     chaos: str | None,
     workdir: Path | None,
     say: Progress,
-) -> LoadResult:
+) -> tuple[LoadResult, FaultWindow | None]:
+    """Run the load (and the experiment beside it); the result and when the fault was in place."""
     driver = LoadDriver(plan, workdir=workdir)
     chaos_driver: ChaosDriver | None = None
     try:
@@ -324,8 +330,8 @@ def _load_and_chaos(
                 say(f"chaos {chaos}: {journal.status}")
                 if journal.open_faults:
                     raise InfrastructureError(f"chaos {chaos}: faults NOT undone: {journal.open_faults}")
-            return result
-        return driver.result()
+            return result, fault_window(journal.window)
+        return driver.result(), None
     except (OSError, RuntimeError) as exc:
         if isinstance(exc, CheckInputError | InfrastructureError):
             raise

@@ -103,7 +103,11 @@ def drivers_for(
     elif diagnostics:
         problems.append("diagnostics asked for, but the canary has no URL (spec.target.canary.url)")
     analyst = ContractAnalyst(
-        contract, library, client, extra_evidence=load.evidence if load is not None else None
+        contract,
+        library,
+        client,
+        extra_evidence=load.evidence if load is not None else None,
+        chaos_window=chaos.window if chaos is not None else None,
     )
     return Drivers(
         analyst=analyst,

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from gate.contract import Contract, Objective, Policy, SliLibrary
-from gate.drivers.prometheus import evidence_key
-from gate.judge import Evidence, Judgement, JudgePolicy, ObjectiveSpec, judge
+from gate.drivers.chaos import ChaosWindow
+from gate.drivers.prometheus import evidence_key, recovery_key
+from gate.judge import Evidence, FaultWindow, Judgement, JudgePolicy, ObjectiveSpec, judge
 from gate.judge import spec as judge_spec
 from gate.judge.spec import objective_spec as judge_objective_spec
 
@@ -22,13 +23,15 @@ class ObjectiveNotJudgeable(ValueError):
 
 def objective_spec(objective: Objective, library: SliLibrary) -> ObjectiveSpec:
     """The judge's view of one contract objective, by the judge's own adapter; evidence is filed
-    under ``evidence_key`` (a route-restricted objective has its own slot)."""
+    under ``evidence_key`` (a route-restricted objective has its own slot), the SLI over time of a
+    ``recoverWithin`` objective under ``recovery_key``."""
     unit = library.get(objective.sli).unit if objective.sli in library else ""
     try:
         spec = judge_objective_spec(objective, str(unit))
     except ValueError as exc:
         raise ObjectiveNotJudgeable(str(exc)) from exc
-    return replace(spec, sli=evidence_key(objective))
+    key = recovery_key(objective) if objective.recover_within is not None else evidence_key(objective)
+    return replace(spec, sli=key)
 
 
 def judge_policy(policy: Policy) -> JudgePolicy:
@@ -79,15 +82,29 @@ def judge_look(
     sources: Iterable[str],
     chaos: str | None = None,
     final: bool = False,
+    fault: FaultWindow | None = None,
 ) -> Judgement | None:
     """Judge the evidence of one look: the objectives that apply, on the sources present.
 
-    None when no objective applies (nothing to judge on this traffic). ``gate check`` and the
-    rollout engine both judge through here."""
+    ``fault`` is when the running experiment's fault was in place (from the chaos driver), for the
+    ``recoverWithin`` objectives; without it they are Inconclusive. None when no objective applies
+    (nothing to judge on this traffic). ``gate check`` and the rollout engine both judge through here."""
     chosen = applicable(contract, sources=sources, chaos=chaos)
     if not chosen:
         return None
+    if chaos is not None and fault is not None:
+        evidence = Evidence.model_construct(slis=evidence.slis, chaos={**evidence.chaos, chaos: fault})
     return judge(specs_for(chosen, library), evidence, judge_policy(contract.spec.policy), final=final)
+
+
+def fault_window(window: ChaosWindow | None) -> FaultWindow | None:
+    """The judge's fault window from the chaos driver's (None while the fault is not known in place)."""
+    if window is None or window.fault_start is None:
+        return None
+    end = window.fault_end
+    if end is not None and end < window.fault_start:
+        end = window.fault_start
+    return FaultWindow(start=window.fault_start, end=end)
 
 
 def overlay(base: Evidence, top: Evidence) -> Evidence:
@@ -99,4 +116,5 @@ def overlay(base: Evidence, top: Evidence) -> Evidence:
     for sli, per in top.slis.items():
         for src, tracks in per.items():
             slis.setdefault(sli, {}).setdefault(src, {}).update(tracks)
-    return Evidence.model_construct(slis=slis)  # both sides were validated already
+    chaos = {**base.chaos, **top.chaos}
+    return Evidence.model_construct(slis=slis, chaos=chaos)  # both sides were validated already

@@ -107,52 +107,52 @@ def judge_recovery(
         back = _first_return(inside)
         if back is not None and back < i:
             reason = (
-                f"{what} was back {bound} {float(times[back]) - start:.0f} s after the fault started but "
-                f"left it again at {at:.0f} s: {value} {limit}"
+                f"{what} was back {bound} {_s(float(times[back]) - start)} s after the fault started but "
+                f"left it again at {_s(at)} s: {value} {limit}"
             )
         elif recovery is not None:
             reason = (
-                f"{what} back {bound} only {recovery:.0f} s after the fault started {limit}: "
-                f"{value} at {at:.0f} s"
+                f"{what} back {bound} only {_s(recovery)} s after the fault started {limit}: "
+                f"{value} at {_s(at)} s"
             )
         else:
-            reason = f"{what} still not {bound} {at:.0f} s after the fault started {limit}: {value}"
+            reason = f"{what} still not {bound} {_s(at)} s after the fault started {limit}: {value}"
         numbers["first_late_violation"] = at
         return _verdict(obj, source, Status.FAIL, reason, numbers)
     if horizon < deadline:
         reason = (
-            f"the window ends {horizon - start:.0f} s after the fault started, before the "
-            f"{obj.recover_within:.0f} s deadline: recovery cannot be judged yet"
+            f"the window ends {_s(horizon - start)} s after the fault started, before the "
+            f"{_s(obj.recover_within)} s deadline: recovery cannot be judged yet"
         )
         if fault.end is not None and fault.end <= (item.window.end if item.window else fault.end):
             reason = (
-                f"the fault was undone {fault.end - start:.0f} s after it started, before the "
-                f"{obj.recover_within:.0f} s deadline: recovery cannot be judged"
+                f"the fault was undone {_s(fault.end - start)} s after it started, before the "
+                f"{_s(obj.recover_within)} s deadline: recovery cannot be judged"
             )
         return _verdict(obj, source, Status.INCONCLUSIVE, reason, numbers, insufficient=True)
     late_times = times[after]
     if late_times.size < MIN_POINTS_AFTER:
         reason = (
-            f"only {late_times.size} point(s) after the {obj.recover_within:.0f} s deadline, "
+            f"only {late_times.size} point(s) after the {_s(obj.recover_within)} s deadline, "
             f"{MIN_POINTS_AFTER} needed"
         )
         if recovery is not None:
-            reason += f" ({what} {bound} since {recovery:.0f} s after the fault started)"
+            reason += f" ({what} {bound} since {_s(recovery)} s after the fault started)"
         return _verdict(obj, source, Status.INCONCLUSIVE, reason, numbers, insufficient=True)
     gap = _largest_gap(times, deadline, horizon)
     typical = float(np.median(np.diff(times))) if times.size > 1 else math.inf
     if gap > MAX_GAP_STEPS * typical:
         numbers["largest_gap"] = gap
-        reason = f"a gap of {gap:.0f} s in the series after the deadline: where {what} was is unknown"
+        reason = f"a gap of {_s(gap)} s in the series after the deadline: where {what} was is unknown"
         return _verdict(obj, source, Status.INCONCLUSIVE, reason, numbers, insufficient=True)
     assert recovery is not None  # every point after the deadline is inside
-    stayed = f"and stayed there until {horizon - start:.0f} s"
+    stayed = f"and stayed there until {_s(horizon - start)} s"
     if outside.size == 0:
         reason = (
             f"{what} stayed {bound} throughout the fault {limit}, {late_times.size} points after the deadline"
         )
     else:
-        reason = f"{what} back {bound} {recovery:.0f} s after the fault started {limit} {stayed}"
+        reason = f"{what} back {bound} {_s(recovery)} s after the fault started {limit} {stayed}"
     return _verdict(obj, source, Status.PASS, reason, numbers)
 
 
@@ -185,6 +185,11 @@ def _unusable(
         if now - item.window.end > max_age:
             return f"stale: the newest data is {now - item.window.end:.0f}s old (limit {max_age:.0f}s)"
     return None
+
+
+def _s(seconds: float) -> str:
+    """Seconds in words: 12, 3.1, 0.25."""
+    return f"{seconds:.3g}"
 
 
 def _first_return(inside: np.ndarray) -> int | None:

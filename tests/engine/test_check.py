@@ -401,3 +401,60 @@ def test_production_traffic_prometheus_saw_is_judged_too(
     assert by_cell[("http-latency-p95", "production")]["status"] != "skipped"
     assert by_cell[("http-latency-p95", "shadow")]["status"] == "skipped"  # no mirror in a check
     assert "production" in data["phases"][0]["evidence"]["http-latency"]
+
+
+def test_recovery_within_a_chaos_step_is_judged_from_prometheus(
+    services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A Chaos Toolkit experiment turns on the canary's latency switch (+600 ms, a fault recorded in the
+    # ledger), then turns it off 1.5 s later — a breaker opening — and keeps the chaos window open.
+    # Prometheus scrapes both services; the check reads p99 per scrape step over the window and the
+    # journal's fault start, and the judge times the recovery.
+    canary = services["good"]
+    experiment = (
+        "  chaos:\n"
+        "    slow-canary:\n"
+        "      inline:\n"
+        "        title: the canary slows down until its breaker opens\n"
+        "        description: latency switch on, then off; the window stays open\n"
+        "        method:\n"
+        "          - {type: action, name: slow, provider: {type: python, module: gate.drivers.chaos.actions,\n"
+        f"             func: set_demo_switch, arguments: {{url: '{canary}', switches: {{latency_ms: 600}}}}}}}}\n"
+        "          - {type: action, name: wait, provider: {type: process, path: sleep, arguments: '1.5'}}\n"
+        "          - {type: action, name: breaker-opens, provider: {type: python, module: gate.drivers.chaos.actions,\n"
+        f"             func: clear_demo_switch, arguments: {{url: '{canary}'}}}}}}\n"
+        "          - {type: action, name: hold, provider: {type: process, path: sleep, arguments: '6'}}\n"
+        "  objectives:\n"
+        "    - {sli: http-latency, quantile: 0.99, max: 400ms, during: slow-canary, recoverWithin: 5s,\n"
+        "       sources: [synthetic], minEvidence: {requests: 20, duration: 1s}}\n"
+    )
+    contract = write_contract(tmp_path, duration="2s", requests=20)
+    text = contract.read_text().replace("  objectives:\n", experiment, 1)
+    text = text.replace("[load, mirror 100%", "[load, {chaos: slow-canary, for: 10s}, mirror 100%")
+    text = text.replace("scrapeInterval: 1s", "scrapeInterval: 250ms").replace(
+        "inconclusiveLimit: 0", "inconclusiveLimit: 4"
+    )
+    contract.write_text(text)
+    jobs = [
+        ScrapeJob(f"checkout-{track}", [services[name].removeprefix("http://")], labels={"track": track})
+        for name, track in (("stable", "stable"), ("good", "canary"))
+    ]
+    report = tmp_path / "r.json"
+    with live_prometheus(tmp_path_factory.mktemp("prom"), jobs, scrape_interval=0.25) as prom:
+        wait_scraped(prom.url, "up", 2)
+        code, out = check(
+            [
+                *(str(contract), "--stable-url", services["stable"], "--canary-url", canary),
+                *("--prometheus", prom.url, "--json-report", str(report), "--workdir", str(tmp_path / "w")),
+            ]
+        )
+    data = json.loads(report.read_text())
+    case = next(c for c in data["cases"] if c["objective"] == "http-latency-p99-during-slow-canary")
+    assert case["phase"] == "chaos slow-canary", case
+    assert case["status"] == "pass", (case, out)
+    assert code in (0, 3), out  # the baseline's 2 s of load may leave its own objectives inconclusive
+    numbers = case["numbers"]
+    # The switch was on for 1.5 s: p99 left 400 ms and came back before the 5 s deadline.
+    assert numbers["peak"] > 0.4 and 1.0 <= numbers["recovery_time"] <= 5.0, numbers
+    assert "after the fault started (bound 5 s)" in case["reason"]
+    assert httpx.get(canary + "/__switch", timeout=5).json()["switch"]["latency_ms"] == 0  # the fault is gone
