@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 
 from gate.cli.main import app
 from gate.contract import SliLibrary, parse_contract
+from gate.drivers.chaos import ChaosWindow
+from gate.drivers.prometheus import recovery_key
 from gate.engine.analysis import ContractAnalyst
 from gate.engine.judging import judge_look, judge_policy, objective_spec
 from gate.engine.runner import LookRequest
-from gate.judge import Evidence, Status
+from gate.judge import Evidence, GaugeSeries, Status, Window
 
 OBJECTIVES: list[dict[str, Any]] = [
     {"key": "p95", "sli": "http-latency", "quantile": "p95", "maxIncrease": "10%", "sources": ["synthetic"]},
@@ -119,3 +121,50 @@ def test_a_maxdecrease_only_objective_fails_the_same_everywhere(tmp_path: Path) 
     status = {obj: (st, why) for obj, _src, st, why in check}
     assert status["faster-is-suspicious"][0] == Status.FAIL.value, status
     assert "lower" in status["faster-is-suspicious"][1]
+
+
+RECOVERY_CONTRACT = """\
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {name: breaker}
+spec:
+  service: checkout
+  target:
+    stable: {url: http://stable:8080}
+    canary: {url: http://canary:8080}
+  router: {type: nginx, port: 8080}
+  prometheus: {url: "http://prometheus:9090", scrapeInterval: 1s}
+  chaos:
+    risk-api-slow: {fault: {target: risk-api, delay: 3s}}
+  objectives:
+    - {sli: http-latency, quantile: p99, max: 2.1s, during: risk-api-slow, recoverWithin: 30s,
+       sources: [production], minEvidence: {duration: 1s}}
+  steps: [10%, {chaos: risk-api-slow, for: 1m}, 100%]
+"""
+
+
+def test_a_rollout_look_judges_recovery_from_the_running_experiments_fault_window() -> None:
+    # `gate run`: the analyst asks the chaos runner for the live fault window (fault in place since
+    # 1010, not undone yet) and judges p99 per step filed under the objective's recovery key.
+    contract = parse_contract(RECOVERY_CONTRACT, filename="<test>")
+    library = SliLibrary.default()
+    key = recovery_key(contract.spec.objectives[0])
+    points = [(1000.0 + t, 2.8 if 10 <= t < 22 else 0.3) for t in range(0, 61, 2)]
+    evidence = Evidence(
+        slis={
+            key: {"production": {"canary": GaugeSeries(points=points, window=Window(start=1000, end=1060))}}
+        }
+    )
+    windows = {"risk-api-slow": ChaosWindow(fault_start=1010.0)}
+    analyst = ContractAnalyst(
+        contract, library, None, extra_evidence=lambda _s, _e: evidence, chaos_window=windows.get
+    )
+    request = LookRequest(3, 1, 1000.0, 1060.0, "risk-api-slow", ("production",), True)
+    outcome = analyst.look(request)
+    [verdict] = outcome.verdicts
+    assert verdict["status"] == "pass", verdict
+    assert verdict["numbers"]["recovery_time"] == 12.0
+    assert "p99 back under 2.1 s 12 s after the fault started (bound 30 s)" in verdict["reason"]
+    # Without the fault window (no chaos driver) the same evidence is never a pass.
+    blind = ContractAnalyst(contract, library, None, extra_evidence=lambda _s, _e: evidence)
+    assert blind.look(request).verdicts[0]["status"] == "inconclusive"
