@@ -50,6 +50,7 @@ def to_json(report: CheckReport) -> dict[str, Any]:
                     "chaos": p.chaos,
                     "started_at": p.started_at,
                     "ended_at": p.ended_at,
+                    "fault": None if p.fault is None else p.fault.model_dump(mode="json"),
                     "decision": None if p.judgement is None else p.judgement.decision.model_dump(mode="json"),
                     "comparisons": None
                     if p.judgement is None

@@ -451,6 +451,8 @@ def test_recovery_within_a_chaos_step_is_judged_from_prometheus(
     data = json.loads(report.read_text())
     case = next(c for c in data["cases"] if c["objective"] == "http-latency-p99-during-slow-canary")
     assert case["phase"] == "chaos slow-canary", case
+    fault = data["phases"][1]["fault"]
+    assert fault["start"] < fault["end"] and case["numbers"]["fault_start"] == fault["start"]
     assert case["status"] == "pass", (case, out)
     assert code in (0, 3), out  # the baseline's 2 s of load may leave its own objectives inconclusive
     numbers = case["numbers"]
