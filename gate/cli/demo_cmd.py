@@ -7,8 +7,9 @@ a chaos step run, evidence from all three sources is judged — and shows how it
 rolled back with the reason. Every process it started is stopped, also on Ctrl-C; the run is recorded
 in the run store for the dashboard.
 
-Exit codes: 0 the rollout ended as the scenario expects (good: promoted; regression, leak: rolled
-back); 1 it ended otherwise; 2 invalid input; 4 the topology could not be brought up.
+Exit codes: 0 the rollout ended as the scenario expects (good: promoted; regression: rolled back on
+the latency objective; leak: rolled back on task growth); 1 it ended otherwise; 2 invalid input;
+4 the topology could not be brought up.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ EXIT_INVALID = 2
 EXIT_INFRA = 4
 
 EXPECTED = {"good": "promoted", "regression": "rolled_back", "leak": "rolled_back"}
+# A rollback counts for the scenario only when the evidence failed the canary on this objective
+# (not, say, for want of evidence).
+EXPECTED_OBJECTIVE = {"regression": "http-latency", "leak": "demo-tasks"}
 STORY = {
     "good": "the canary is as good as stable: it should be promoted",
     "regression": "the canary is 25 % slower (--latency-factor 1.25): it should be rolled back on latency",
@@ -255,8 +259,11 @@ def _report(console: Console, scenario: str, result: Any, store_path: Path, star
         console.print(table)
     console.print(f"  recorded as run [bold]{result.run_id}[/bold] in {store_path} (the dashboard reads it)")
     expected = EXPECTED[scenario]
-    if status == expected:
+    objective = EXPECTED_OBJECTIVE.get(scenario)
+    on_evidence = objective is None or (result.cause == "verdict" and objective in result.reason)
+    if status == expected and on_evidence:
         console.print(f"  [green]as expected for the {scenario} scenario[/green]")
         return 0
-    console.print(f"  [red]the {scenario} scenario expects {expected.replace('_', ' ')}[/red]")
+    wanted = expected.replace("_", " ") + (f" on {objective}" if objective else "")
+    console.print(f"  [red]the {scenario} scenario expects {wanted}[/red]")
     return EXIT_UNEXPECTED

@@ -24,14 +24,14 @@ CONTRACT_FILE = "local-demo.yaml"
 # to conclude at 1 s scrapes and 100 production requests/s (an error ratio bounded by 1 % needs about
 # 700 requests per source; a trend needs a dozen points). The whole demo stays under a minute.
 QUICK_STEPS: list[Any] = [
-    "load 10s",
+    "load 12s",
     "mirror 100%",
     "50%",
     "analyze 15s",
     {"chaos": "risk-api-slow", "for": "10s"},
     "100%",
 ]
-QUICK_LOAD_DURATION = "10s"
+QUICK_LOAD_DURATION = "12s"  # a little over minEvidence's 10 s: the load ramps up first
 QUICK_MIN_EVIDENCE = {"requests": 50, "duration": "10s"}
 
 
