@@ -70,8 +70,11 @@ class LoadRunner:
             driver.close()
 
     def evidence(self, start: float, end: float) -> Evidence | None:
-        """Synthetic evidence of the last finished load run, when it ran inside [start, end]."""
-        last = self._last
+        """Synthetic evidence of the load run going on now (its samples so far), or of the last
+        finished one, when it ran inside [start, end]: raw per-request samples, never rounded."""
+        with self._lock:
+            driver = self._driver
+        last = driver.partial() if driver is not None else self._last
         if last is None or last.started_at < start - 1.0 or last.ended_at > end + 1.0:
             return None
         return load_evidence(last, self.contract.spec.objectives, self.library)

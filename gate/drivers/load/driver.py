@@ -193,6 +193,13 @@ class LoadDriver:
         with self._lock:
             return self._agg.progress()
 
+    def partial(self) -> LoadResult:
+        """The samples so far of a run still going, for looks taken while the load runs."""
+        with self._lock:
+            if self._result is not None:
+                return self._result
+            return self._agg.result(running=self.running())
+
     def running(self) -> bool:
         return self._main is not None and self._main.poll() is None
 

@@ -40,7 +40,9 @@ def load_evidence(
     notes = []
     if result.saturated:
         notes.append(result.saturation_reason)
-    if not result.complete:
+    if result.running:
+        notes.append("the load run is still going: its samples so far")
+    elif not result.complete:
         notes.append("the load run ended early: " + ("; ".join(result.problems) or "stopped"))
     note = " | ".join(notes)[:900]
     slis: dict[str, dict[Source, dict[Track, Item]]] = {}

@@ -146,6 +146,8 @@ class LoadResult:
     complete: bool
     """False when the run ended early (stopped, a process died): less evidence than planned."""
     problems: list[str] = field(default_factory=list)
+    running: bool = False
+    """True for a snapshot of a run still going (`LoadDriver.partial`): the evidence so far."""
 
     @property
     def duration(self) -> float:
@@ -342,7 +344,8 @@ class Aggregator:
             saturated=self.saturation()[0],
         )
 
-    def result(self) -> LoadResult:
+    def result(self, *, running: bool = False) -> LoadResult:
+        """The run's result; with `running`, a snapshot of the evidence so far."""
         started = self.started_at if self.started_at is not None else time.time()
         ended = self.users_stopped_at or self.ended_at or time.time()
         duration = max(ended - started, 1e-9)
@@ -368,6 +371,7 @@ class Aggregator:
             saturation_reason=reason,
             complete=self.done and not self.problems,
             problems=list(self.problems),
+            running=running and not self.done,
         )
 
 
