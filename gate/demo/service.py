@@ -61,10 +61,11 @@ TRAFFIC_HEADER = "X-Traffic-Source"
 # Only these values become label values: a client cannot grow the metric's cardinality.
 KNOWN_SOURCES = frozenset({"synthetic", "shadow"})
 
-# 2.5 ms steps up to 150 ms, 5 ms up to 300 ms, then coarser: a +10 % shift of a p95 near 90 ms
-# spans three to four buckets, so the judge can separate it from no change.
+# 1 ms steps up to 60 ms, 2.5 ms up to 150 ms, 5 ms up to 300 ms, then coarser: a 10 % shift stays
+# wider than a bucket from a 20 ms median to a 300 ms tail, so the judge can separate it from none.
 BUCKETS: tuple[float, ...] = (
-    *(round(0.0025 * i, 4) for i in range(1, 61)),
+    *(round(0.001 * i, 4) for i in range(1, 61)),
+    *(round(0.06 + 0.0025 * i, 4) for i in range(1, 37)),
     *(round(0.15 + 0.005 * i, 3) for i in range(1, 31)),
     0.35,
     0.4,

@@ -20,6 +20,7 @@ from gate.contract import Contract, load_contract
 from gate.demo.contract import contract_source, demo_contract_data
 from gate.demo.rollout import Watchers, build_runner, open_store
 from gate.demo.topology import Topology
+from gate.engine.machine import Abort
 from gate.engine.runner import LookOutcome, LookRequest, Runner
 
 
@@ -70,9 +71,14 @@ class Rollout:
 
     def wait(self, timeout: float) -> Runner:
         self.thread.join(timeout)
-        self.close()
         if self.thread.is_alive():
-            raise TimeoutError(f"the rollout did not finish within {timeout:g}s: {self.runner.state}")
+            # Never leave a runner looking on in the background: abort it (it rolls back) first.
+            state = self.runner.state
+            self.runner.request(Abort(at=time.time(), by="e2e test", reason="timed out"))
+            self.thread.join(30)
+            self.close()
+            raise TimeoutError(f"the rollout did not finish within {timeout:g}s: {state}")
+        self.close()
         if self.error:
             raise self.error[0]
         return self.runner
