@@ -34,7 +34,7 @@ from rich.console import Console
 
 from bench.report import write_section
 from gate.contract import load_contract
-from gate.demo.contract import demo_contract_data
+from gate.demo.contract import demo_contract_data, keep_sources
 from gate.demo.rollout import Watchers, build_runner, open_store
 from gate.demo.topology import Topology, TopologyConfig
 
@@ -77,10 +77,7 @@ def _bench_contract(topology: Topology, weight: int, interval: float, hold: floa
     # the measured time is the gate's reaction alone.
     spec["steps"] = [f"{weight}%", f"analyze {int(hold)}s", "100%"]
     spec["policy"]["interval"] = f"{interval:g}s"
-    # No load and no chaos run here: objectives during chaos, or on gate's own load only, do not apply.
-    spec["objectives"] = [
-        o for o in spec["objectives"] if not o.get("during") and list(o.get("sources") or []) != ["synthetic"]
-    ]
+    keep_sources(spec, {"production"})
     # The gate set up to react: a verdict may come as soon as two scrapes and 50 requests are in
     # (the demo contract asks for 10 s, which alone would put a floor under the reaction time).
     for objective in spec["objectives"]:

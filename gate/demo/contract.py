@@ -37,6 +37,23 @@ QUICK_LOAD_DURATION = "20s"
 QUICK_MIN_EVIDENCE = {"requests": 50, "duration": "10s"}
 
 
+def keep_sources(spec: dict[str, Any], produced: set[str]) -> None:
+    """For a shorter ladder that produces only ``produced`` sources and runs no chaos: objectives
+    during chaos go, explicit source lists lose the sources no step produces (an objective left
+    with none goes), so the edited contract still validates."""
+    kept: list[Any] = []
+    for objective in spec.get("objectives", []):
+        if not isinstance(objective, dict) or objective.get("during"):
+            continue
+        if "sources" in objective:
+            sources = [s for s in objective["sources"] if s in produced]
+            if not sources:
+                continue
+            objective["sources"] = sources
+        kept.append(objective)
+    spec["objectives"] = kept
+
+
 class DemoContractError(RuntimeError):
     """The demo contract file is missing or not shaped as the demo expects."""
 

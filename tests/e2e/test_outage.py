@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gate.demo.contract import keep_sources
 from gate.demo.topology import Topology, TopologyConfig
 from gate.engine.machine import Abort
 from tests.e2e.harness import Rollout, contract_for, explain, start_rollout
@@ -36,7 +37,7 @@ def topology(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Topolog
 def _outage_contract(topology: Topology, **policy: Any) -> tuple[Any, str]:
     def edit(spec: dict[str, Any]) -> None:
         spec["steps"] = ["20%", "analyze 8s", "100%"]
-        spec["objectives"] = [o for o in spec["objectives"] if not o.get("during")]
+        keep_sources(spec, {"production"})
         spec["policy"].update({"interval": "1s", **policy})
 
     return contract_for(topology, edit)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gate.demo.contract import keep_sources
 from gate.demo.topology import Topology, TopologyConfig
 from gate.drivers.store import RunStore
 from tests.e2e.harness import contract_for, explain, start_rollout
@@ -51,7 +52,7 @@ def _without_mirror(spec: dict[str, Any]) -> None:
     # Synthetic, then production at a weight: the two sources where stable is measured side by side.
     spec["load"]["duration"] = "15s"
     spec["steps"] = ["load 15s", "50%", "analyze 20s", "100%"]
-    spec["objectives"] = [o for o in spec["objectives"] if not o.get("during")]
+    keep_sources(spec, {"synthetic", "production"})
 
 
 @pytest.mark.parametrize("topology", ["regression"], indirect=True)
