@@ -19,7 +19,13 @@ from typing import Any
 from gate.drivers import kube
 from gate.drivers.routers import weights
 from gate.drivers.routers.base import RouterMisconfigured, RouteState
-from gate.drivers.routers.kubecommon import JSON, api_errors, drop_ledger, read_ledger, write_ledger
+from gate.drivers.routers.kubecommon import (
+    JSON,
+    ObjectRouter,
+    drop_ledger,
+    read_ledger,
+    write_ledger,
+)
 
 MAX_FILTERS = 16  # the CRD's maxItems for rules[].filters
 MAX_BACKENDS = 16  # the CRD's maxItems for rules[].backendRefs
@@ -261,34 +267,22 @@ def check_mirror_filters(route: JSON) -> list[str]:
     return problems
 
 
-class GatewayApiRouter:
+class GatewayApiRouter(ObjectRouter):
     """Moves traffic by editing the weights and mirror filter of a user's HTTPRoute."""
 
     def __init__(self, client: kube.KubeClient, target: HttpRouteTarget) -> None:
         self.client = client
-        self.target = target
+        self.target: HttpRouteTarget = target
 
     def describe(self) -> str:
         t = self.target
         return f"HTTPRoute {t.namespace}/{t.name}: {t.stable.name} -> {t.canary.name}"
 
-    def set_weight(self, canary_percent: int) -> RouteState:
-        weights.check_percent(canary_percent)
-        with api_errors(self.describe()):
-            obj = self.client.modify(self.target.ref, lambda r: apply(r, self.target, weight=canary_percent))
-        return state(obj, self.target)
+    def _apply(self, obj: JSON, *, weight: int | None = None, mirror: int | None = None) -> JSON:
+        return apply(obj, self.target, weight=weight, mirror=mirror)
 
-    def set_mirror(self, percent: int) -> RouteState:
-        weights.check_percent(percent, "mirror percentage")
-        with api_errors(self.describe()):
-            obj = self.client.modify(self.target.ref, lambda r: apply(r, self.target, mirror=percent))
-        return state(obj, self.target)
+    def _restore(self, obj: JSON) -> JSON:
+        return restore(obj, self.target)
 
-    def read(self) -> RouteState:
-        with api_errors(self.describe()):
-            obj = self.client.read(self.target.ref)
+    def _state(self, obj: JSON) -> RouteState:
         return state(obj, self.target)
-
-    def remove(self) -> None:
-        with api_errors(self.describe()):
-            self.client.modify(self.target.ref, lambda r: restore(r, self.target))

@@ -21,7 +21,13 @@ from typing import Any
 from gate.drivers import kube
 from gate.drivers.routers import weights
 from gate.drivers.routers.base import RouterMisconfigured, RouteState
-from gate.drivers.routers.kubecommon import JSON, api_errors, drop_ledger, read_ledger, write_ledger
+from gate.drivers.routers.kubecommon import (
+    JSON,
+    ObjectRouter,
+    drop_ledger,
+    read_ledger,
+    write_ledger,
+)
 
 
 @dataclass(frozen=True)
@@ -240,12 +246,12 @@ def state(vs: JSON, target: VirtualServiceTarget) -> RouteState:
     return RouteState(canary_weight=weight, mirror_percent=mirror)
 
 
-class IstioRouter:
+class IstioRouter(ObjectRouter):
     """Moves traffic by editing the weights and mirror of a user's VirtualService."""
 
     def __init__(self, client: kube.KubeClient, target: VirtualServiceTarget) -> None:
         self.client = client
-        self.target = target
+        self.target: VirtualServiceTarget = target
 
     def describe(self) -> str:
         t = self.target
@@ -255,23 +261,11 @@ class IstioRouter:
         )
         return f"{_where(t)}: {stable} -> {canary}"
 
-    def set_weight(self, canary_percent: int) -> RouteState:
-        weights.check_percent(canary_percent)
-        with api_errors(self.describe()):
-            obj = self.client.modify(self.target.ref, lambda v: apply(v, self.target, weight=canary_percent))
-        return state(obj, self.target)
+    def _apply(self, obj: JSON, *, weight: int | None = None, mirror: int | None = None) -> JSON:
+        return apply(obj, self.target, weight=weight, mirror=mirror)
 
-    def set_mirror(self, percent: int) -> RouteState:
-        weights.check_percent(percent, "mirror percentage")
-        with api_errors(self.describe()):
-            obj = self.client.modify(self.target.ref, lambda v: apply(v, self.target, mirror=percent))
-        return state(obj, self.target)
+    def _restore(self, obj: JSON) -> JSON:
+        return restore(obj, self.target)
 
-    def read(self) -> RouteState:
-        with api_errors(self.describe()):
-            obj = self.client.read(self.target.ref)
+    def _state(self, obj: JSON) -> RouteState:
         return state(obj, self.target)
-
-    def remove(self) -> None:
-        with api_errors(self.describe()):
-            self.client.modify(self.target.ref, lambda v: restore(v, self.target))

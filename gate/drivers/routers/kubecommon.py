@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from gate.drivers import kube
-from gate.drivers.routers.base import RouterMisconfigured, RouterUnavailable
+from gate.drivers.routers import weights
+from gate.drivers.routers.base import RouterMisconfigured, RouterUnavailable, RouteState
 
 JSON = dict[str, Any]
 
@@ -73,3 +74,45 @@ def api_errors(what: str) -> Iterator[None]:
         raise RouterMisconfigured(f"{what}: {exc}") from exc
     except kube.KubeTemporaryError as exc:
         raise RouterUnavailable(f"{what}: {exc}") from exc
+
+
+class ObjectRouter:
+    """A router that edits gate's fields in one Kubernetes object (an HTTPRoute, a VirtualService):
+    every change is a read-modify-write through `kube.KubeClient.modify` (resourceVersion, retried
+    on conflict). Subclasses say how to apply, restore and read the object's routing."""
+
+    client: kube.KubeClient
+    target: Any  # the backend's target description; has `.ref`
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def _apply(self, obj: JSON, *, weight: int | None = None, mirror: int | None = None) -> JSON:
+        raise NotImplementedError
+
+    def _restore(self, obj: JSON) -> JSON:
+        raise NotImplementedError
+
+    def _state(self, obj: JSON) -> RouteState:
+        raise NotImplementedError
+
+    def set_weight(self, canary_percent: int) -> RouteState:
+        weights.check_percent(canary_percent)
+        with api_errors(self.describe()):
+            obj = self.client.modify(self.target.ref, lambda o: self._apply(o, weight=canary_percent))
+        return self._state(obj)
+
+    def set_mirror(self, percent: int) -> RouteState:
+        weights.check_percent(percent, "mirror percentage")
+        with api_errors(self.describe()):
+            obj = self.client.modify(self.target.ref, lambda o: self._apply(o, mirror=percent))
+        return self._state(obj)
+
+    def read(self) -> RouteState:
+        with api_errors(self.describe()):
+            obj = self.client.read(self.target.ref)
+        return self._state(obj)
+
+    def remove(self) -> None:
+        with api_errors(self.describe()):
+            self.client.modify(self.target.ref, self._restore)
