@@ -684,8 +684,7 @@ class Policy(Model):
     inconclusive_limit: Int = Field(
         default=3,
         ge=0,
-        description="Inconclusive non-critical verdicts tolerated at a step's end; one more: onInconclusive."
-        " A critical objective left undecided is never tolerated.",
+        description="Inconclusive verdicts tolerated at a step's end; one more: onInconclusive.",
     )
     error_limit: Int = Field(
         default=3, ge=0, description="Verdicts that could not be measured tolerated; one more rolls back."

@@ -47,6 +47,16 @@ def compare(
             reason=f"cannot compare {synthetic.kind} with {production.kind} evidence",
             numbers=numbers,
         )
+    if not (synthetic.n >= 1 and production.n >= 1):
+        # Prometheus' increase() can give a fraction of a request (even 1e-180): nothing to compare.
+        return Comparison(
+            kind="representativeness",
+            sli=sli,
+            source="synthetic",
+            status=Status.INCONCLUSIVE,
+            reason="too few requests to compare synthetic with production",
+            numbers=numbers,
+        )
     p95s, p95p = point_quantile(synthetic, 0.95), point_quantile(production, 0.95)
     p50s, p50p = point_quantile(synthetic, 0.5), point_quantile(production, 0.5)
     numbers.update(

@@ -71,16 +71,15 @@ def test_counts_are_reported() -> None:
     assert d.counts == {"pass": 1, "fail": 0, "inconclusive": 1, "error": 1, "critical_fail": 0}
 
 
-def test_an_undecided_critical_objective_never_promotes_even_within_the_limits() -> None:
-    # Evidence enough, but the critical objective could not be shown to hold: a 25 % slower canary
-    # whose histograms cannot separate the change must not be promoted by a lenient limit.
+def test_an_undecided_critical_objective_holds_during_the_step_and_is_tolerated_at_its_end() -> None:
+    # Sufficient evidence that showed no regression: held while the step runs, tolerated at its end
+    # within the limit; beyond the limit the policy decides.
     verdicts = [v(Status.PASS, "a"), v(Status.INCONCLUSIVE, "p95", critical=True)]
-    lenient = JudgePolicy(inconclusive_limit=5, on_inconclusive="rollback")
+    lenient = JudgePolicy(inconclusive_limit=1, on_inconclusive="rollback")
     assert decide(verdicts, lenient, final=False).action == "hold"
-    d = decide(verdicts, lenient, final=True)
-    assert d.action == "rollback" and "critical objective p95 undecided" in d.reason
-    held = decide(verdicts, JudgePolicy(inconclusive_limit=5, on_inconclusive="hold"), final=True)
-    assert held.action == "hold"
-    # A non-critical objective left undecided is still within the policy's limits.
-    mild = [v(Status.PASS, "a"), v(Status.INCONCLUSIVE, "b")]
-    assert decide(mild, lenient, final=True).action == "promote"
+    assert decide(verdicts, lenient, final=True).action == "promote"
+    strict = JudgePolicy(inconclusive_limit=0, on_inconclusive="rollback")
+    assert decide(verdicts, strict, final=True).action == "rollback"
+    # Starved of evidence it never promotes, whatever the limit.
+    starved = [v(Status.PASS, "a"), v(Status.INCONCLUSIVE, "p95", critical=True, insufficient=True)]
+    assert decide(starved, lenient, final=True).action == "rollback"

@@ -134,3 +134,21 @@ def test_a_nan_bucket_edge_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="NaN"):
         Histogram(bounds=[math.nan, math.inf], counts=[1, 2])
+
+
+def test_a_fraction_of_a_request_is_too_little_to_compare_not_an_error() -> None:
+    # Found by hypothesis: increase() over a window can give 1e-180 requests; the representativeness
+    # comparison divided by it.
+    tiny = Histogram(bounds=[float("inf")], counts=[1.4216050779847412e-180])
+    none = Histogram(bounds=[float("inf")], counts=[0.0])
+    evidence = Evidence(
+        slis={
+            "latency": {
+                "synthetic": {"stable": tiny, "canary": none},
+                "shadow": {"stable": none, "canary": none},
+                "production": {"stable": tiny},
+            }
+        }
+    )
+    j = judge(OBJECTIVES, evidence, POLICY)
+    assert [c.status for c in j.comparisons.representativeness] == [Status.INCONCLUSIVE]
