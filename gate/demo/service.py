@@ -12,7 +12,7 @@ It follows the conventions gate documents for the services it watches:
 
 - ``http_request_duration_seconds`` histogram labelled ``service``, ``track``, ``traffic_source``
   (``X-Traffic-Source`` header: ``synthetic`` or ``shadow``; absent means ``production``), ``route``,
-  ``method``; fine buckets (5 ms steps to 300 ms) so a p95 shift of a few per cent is visible;
+  ``method``; fine buckets (1 ms steps to 60 ms, then coarser) so a shift of a few per cent is visible;
 - ``http_requests_total`` by the same labels plus ``code`` (the status code, e.g. ``503``);
 - the ``process_*`` collector (resident memory, CPU, open files);
 - ``demo_tasks``: asyncio tasks alive for a second or more, request cycles aside — the Python
