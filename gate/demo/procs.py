@@ -6,10 +6,8 @@ without cleaning up still leaves nothing behind: the children notice and exit by
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +16,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gate.drivers.process import terminate
 
 _LOG_TAIL = 1500
 
@@ -97,13 +97,4 @@ class ChildProcess:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the child, SIGKILL it after ``timeout``; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        terminate(proc, timeout)

@@ -8,11 +8,8 @@ config written by `scrape_config`. Knows nothing about SLIs or contracts.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -21,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from gate.drivers.process import terminate
 
 # Backfilled test data sits at fixed dates; the default 15 d retention would delete it at start.
 DEFAULT_RETENTION = "100y"
@@ -245,16 +244,7 @@ class PrometheusServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        terminate(proc, timeout)
 
     def __enter__(self) -> PrometheusServer:
         return self.start()
