@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk
+DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk postgresql
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck layers unit deps debs bench-judge bench-load bench-rollback lock clean

@@ -1,0 +1,78 @@
+"""The one retry policy: permanent errors fail in one attempt, temporary ones within their budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from gate.errors import PermanentError, RetryPolicy, TemporaryError, classify_http_status, retry_call
+
+
+def test_permanent_error_is_raised_after_one_attempt() -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise PermanentError("httproutes/web not found", hint="check spec.router.httpRoute")
+
+    with pytest.raises(PermanentError, match="not found — check"):
+        retry_call(call, policy=RetryPolicy(attempts=5, total=10), sleep=lambda _s: None)
+    assert len(calls) == 1
+
+
+def test_temporary_error_is_retried_until_it_succeeds() -> None:
+    calls: list[int] = []
+    waits: list[float] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TemporaryError("503 from the API server")
+        return "ok"
+
+    out = retry_call(
+        call,
+        policy=RetryPolicy(attempts=5, total=10),
+        sleep=lambda _s: None,
+        on_retry=lambda _n, _e, w: waits.append(w),
+    )
+    assert out == "ok" and len(calls) == 3 and len(waits) == 2
+
+
+def test_temporary_error_stops_at_the_attempt_budget() -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise TemporaryError("timeout")
+
+    with pytest.raises(TemporaryError):
+        retry_call(call, policy=RetryPolicy(attempts=3, total=10), sleep=lambda _s: None)
+    assert len(calls) == 3
+
+
+def test_unknown_exceptions_count_as_temporary() -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise ConnectionResetError("reset")
+
+    with pytest.raises(ConnectionResetError):
+        retry_call(call, policy=RetryPolicy(attempts=2, total=10), sleep=lambda _s: None)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (403, PermanentError),
+        (404, PermanentError),
+        (422, PermanentError),
+        (409, TemporaryError),
+        (429, TemporaryError),
+        (503, TemporaryError),
+        (500, TemporaryError),
+    ],
+)
+def test_http_status_classification(status: int, kind: type) -> None:
+    assert classify_http_status(status) is kind
