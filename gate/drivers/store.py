@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -314,6 +314,27 @@ class LookWrite:
     verdicts: Sequence[dict[str, Any]]  # objective, sli, source, status, reason, numbers
 
 
+class LookData(Protocol):
+    """Any object with ``LookWrite``'s attributes (the engine hands ``gate.engine.ports.LookWrite``)."""
+
+    @property
+    def look(self) -> int: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def since(self) -> float: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def evidence(self) -> dict[str, Any]: ...
+    @property
+    def verdicts(self) -> Sequence[dict[str, Any]]: ...
+
+
 # ---------------------------------------------------------------------------------------- store
 
 
@@ -464,7 +485,7 @@ class RunStore:
         ok: bool = True,
         error: str = "",
         result: dict[str, Any] | None = None,
-        look: LookWrite | None = None,
+        look: LookData | None = None,
     ) -> None:
         """Mark an effect carried out; its result input (if any) and look records go in the same commit."""
         with self._session() as s:
