@@ -32,7 +32,7 @@ from rich.table import Table
 from gate.compose import RunParts, open_store, resume_run, start_run
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
-from gate.drivers.store import StoreError
+from gate.drivers.store import EXIT_STORE, StoreCorrupt, StoreError, StoreTooNew, StoreUnavailable
 from gate.engine import codec
 from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
 from gate.engine.runner import LookOutcome, LookRequest, Runner
@@ -188,9 +188,10 @@ def run(
                 ),
                 [],
             )
-    except (GateError, StoreError) as exc:
+    except GateError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
-        raise typer.Exit(EXIT_INVALID) from None
+        broken_store = isinstance(exc, StoreUnavailable | StoreCorrupt | StoreTooNew)
+        raise typer.Exit(EXIT_STORE if broken_store else EXIT_INVALID) from None
     for note in [*parts.notes, *warnings]:
         err.print(f"[yellow]{escape(note)}[/]")
     runner = parts.runner

@@ -4,8 +4,7 @@ Every face builds runs here and nowhere else: ``gate run``, ``gate demo``, the o
 dashboard. A face parses its input, calls ``start_run`` or ``resume_run``, drives
 ``parts.runner.advance(now)`` (or ``parts.runner.run()``), renders, and calls ``parts.close()``.
 
-- ``open_store(url)`` — the run store a URL names (``sqlite:///path``; ``postgresql://…`` once the
-  store supports it).
+- ``open_store(url)`` — the run store a URL names (``sqlite:///path``, ``postgresql://…``).
 - ``start_run(contract, contract_text, *, settings, store, face, …) -> RunParts`` — records a new run
   (its plan, its contract text, how to rebuild its drivers) and returns its parts; nothing happens
   until the runner is advanced.
@@ -57,24 +56,12 @@ OnLook = Callable[[LookRequest, LookOutcome], None]
 
 
 def open_store(url: str) -> RunStore:
-    """The run store ``url`` names, created with its tables when missing.
+    """The run store ``url`` names, created (and migrated) when needed.
 
-    ``sqlite:///relative/path`` and ``sqlite:////absolute/path`` (SQLite, one host); a bare path is
-    taken as a SQLite file. Raises ``PermanentError`` for a URL this build cannot open."""
-    if "://" not in url:
-        return RunStore(Path(url))
-    scheme, rest = url.split("://", 1)
-    if scheme in {"sqlite", "sqlite+pysqlite"}:
-        if not rest.startswith("/") or len(rest) < 2:
-            raise PermanentError(
-                f"run store URL {scheme}://{rest[:40]}: no file path",
-                hint="write sqlite:///relative/path.sqlite or sqlite:////absolute/path.sqlite",
-            )
-        return RunStore(Path(rest[1:]))
-    try:
-        return RunStore(url)  # a store that takes URLs (PostgreSQL) opens them itself
-    except (StoreError, ValueError, TypeError) as exc:
-        raise PermanentError(f"cannot open the run store {scheme}://…: {exc}") from exc
+    ``sqlite:///relative/path``, ``sqlite:////absolute/path`` (a bare path is a SQLite file too) or
+    ``postgresql://user@host:port/db``. Raises the store's errors (``StoreError``, a ``GateError``:
+    ``StoreURLInvalid`` for a URL gate cannot open, ``StoreUnavailable`` when it cannot be reached)."""
+    return RunStore(url)
 
 
 def build_router(

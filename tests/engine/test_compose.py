@@ -17,7 +17,7 @@ from gate.contract import parse_contract
 from gate.drivers.nginx import NginxError, NginxServer, nginx_binary
 from gate.drivers.routers.nginx import parse_state
 from gate.engine.clock import ManualClock
-from gate.errors import PermanentError
+from gate.errors import GateError
 from gate.settings import Settings, mask_url
 from tests.engine.receiver import Receiver, receiver
 from tests.support.ports import free_port
@@ -143,7 +143,7 @@ def test_an_unknown_run_or_a_bad_store_url_is_refused_with_its_reason(tmp_path: 
     settings = _settings(tmp_path)
     with open_store(settings.store) as store, pytest.raises(Exception, match="no run 'nope'"):
         resume_run("nope", settings=settings, store=store)
-    with pytest.raises(PermanentError, match="no file path"):
+    with pytest.raises(GateError, match="names a file"):
         open_store("sqlite://")
     with pytest.raises(ValueError, match="the run store is a URL"):
         Settings(store="mysql://root@db/gate")

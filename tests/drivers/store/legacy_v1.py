@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -321,27 +321,6 @@ class LookWrite:
     verdicts: Sequence[dict[str, Any]]  # objective, sli, source, status, reason, numbers
 
 
-class LookData(Protocol):
-    """Any object with ``LookWrite``'s attributes (the engine hands ``gate.engine.ports.LookWrite``)."""
-
-    @property
-    def look(self) -> int: ...
-    @property
-    def step(self) -> int: ...
-    @property
-    def at(self) -> float: ...
-    @property
-    def since(self) -> float: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def evidence(self) -> dict[str, Any]: ...
-    @property
-    def verdicts(self) -> Sequence[dict[str, Any]]: ...
-
-
 # ---------------------------------------------------------------------------------------- store
 
 
@@ -492,7 +471,7 @@ class RunStore:
         ok: bool = True,
         error: str = "",
         result: dict[str, Any] | None = None,
-        look: LookData | None = None,
+        look: LookWrite | None = None,
     ) -> None:
         """Mark an effect carried out; its result input (if any) and look records go in the same commit."""
         with self._session() as s:
