@@ -9,8 +9,8 @@ This face only parses, calls the composition (``gate.compose``) and renders: the
 drivers and the store are built there.
 
 Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 held, 4 failed (rolled back because the
-rollout could not be carried out: a driver, errors, the deadline), 5 rollback failed (traffic may
-still reach the canary).
+rollout could not be carried out: a driver, errors, the deadline), 5 the run store is unreachable,
+6 rollback failed (traffic may still reach the canary).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from gate.engine.runner import LookOutcome, LookRequest, Runner
 from gate.errors import GateError
 from gate.settings import Settings
 
-EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 5, "running": 3}
+EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 6, "running": 3}
 EXIT_INVALID = 2
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
 
@@ -114,7 +114,7 @@ def run(
 ) -> None:
     """Carry the canary through the contract's steps: weights, mirror, load, chaos, continuous
     analysis; promote or roll back. Exit 0 promoted, 1 rolled back, 2 invalid, 3 held, 4 failed,
-    5 rollback failed."""
+    5 store unreachable, 6 rollback failed (traffic may still reach the canary)."""
     err = Console(stderr=True, highlight=False)
     try:
         settings = Settings.from_flags(
@@ -209,6 +209,11 @@ def run(
         raise typer.Exit(EXIT_OF["running"])
     style = "green" if final.status == "promoted" else "red"
     Console(highlight=False).print(f"[bold {style}]{final.status}[/]: {escape(final.reason)}")
+    if final.status == "rollback_failed":
+        err.print(
+            f"[red bold]gate could not take traffic off the canary[/] ({escape(parts.router.describe())}): "
+            "send 100 % to stable by hand, then fix what the message names"
+        )
     if final.status == "held":
         err.print(
             f"the canary stays at {final.weight}%. Decide with `{again} --approve {runner.run_id}` "
