@@ -30,6 +30,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from gate.compose import RunParts, open_store, resume_run, start_run
+from gate.compose.reports import clip
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
 from gate.drivers.store import EXIT_STORE, StoreCorrupt, StoreError, StoreTooNew, StoreUnavailable
@@ -369,7 +370,7 @@ class LiveView:
                     escape(str(v.get("objective", ""))),
                     str(v.get("source", "")),
                     f"[{_STYLE.get(status, '')}]{status}[/]",
-                    escape(str(v.get("reason", "")))[:300],
+                    escape(clip(str(v.get("reason", "")), 300)),
                 )
             parts.append(verdicts)
         if self.waiting:

@@ -189,3 +189,13 @@ def test_python_dash_m_gate_is_the_gate_command() -> None:
     assert out.returncode == 0, out.stderr
     for command in ("run", "check", "demo", "config"):
         assert command in out.stdout
+
+
+def test_long_reasons_are_cut_on_a_word_and_marked() -> None:
+    from gate.compose.reports import clip
+
+    reason = "rolled back: http-latency-p95 failed on production, p95 250 ms above the 220 ms bound"
+    cut = clip(reason, 40)
+    assert len(cut) <= 40 and cut.endswith("…")
+    assert reason.startswith(cut[:-1]) and reason[len(cut) - 1] == " "  # the cut falls between words
+    assert clip("short", 40) == "short"
