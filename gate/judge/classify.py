@@ -189,7 +189,24 @@ def _bound(ctx: _Ctx, canary: Prepared) -> Check:
     q = obj.quantile if obj.quantile is not None else 0.5
     qi = quantile_interval(canary, q, alpha, policy.design_requests)
     what = _qname(q) if canary.kind != "gauge" or obj.quantile is not None else "level (median)"
-    return _against_bounds(ctx, qi.estimate, qi.lower, qi.upper, what=what, numbers=_qnumbers(qi, alpha))
+    check = _against_bounds(ctx, qi.estimate, qi.lower, qi.upper, what=what, numbers=_qnumbers(qi, alpha))
+    if check.status != Status.INCONCLUSIVE or canary.kind != "histogram" or canary.bounds is None:
+        return check
+    # A bound strictly inside the bucket holding the quantile: no amount of evidence decides it.
+    low, high = bucket_around(canary.bounds, qi.estimate)
+    inside = [b for b in (obj.max, obj.min) if b is not None and low < b < high]
+    if not inside:
+        return check
+    unit = ctx.unit
+    reason = (
+        f"the buckets cannot resolve the bound {fmt.value(inside[0], unit)}: {what} "
+        f"{fmt.value(qi.estimate, unit)} lies in the bucket {fmt.interval(low, high, unit)}, which holds the "
+        f"bound, so no amount of evidence decides it; add a bucket edge at {fmt.value(inside[0], unit)} — "
+        "never promoted on"
+    )
+    return check.model_copy(
+        update={"reason": reason, "insufficient": True, "numbers": {**check.numbers, "unresolvable": True}}
+    )
 
 
 def _ratio_bound(ctx: _Ctx, canary: Prepared) -> Check:
@@ -357,29 +374,26 @@ def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
 
 
 def _histogram_location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
+    """The median on buckets, compared as the tail check does; the bucket rank test shows significance.
+
+    Mann-Whitney on bucket counts (ties within a bucket counted half, exact tie correction) says whether
+    the canary is significantly slower at all; the medians' bucket-edge intervals, combined by their
+    half-widths on the log scale as the samples path does, say by how much.
+    """
     alpha, policy = ctx.alpha, ctx.policy
     bounds, cc, sc = align(canary, stable)
     rt = mann_whitney_buckets(per_bucket(cc), per_bucket(sc), alpha / 2, policy.design_requests)
-    check = _tail_buckets(ctx.halved(), 0.5, (bounds, cc, sc), name="location")
-    numbers = {
-        **check.numbers,
+    extra: Numbers = {
         "statistic": rt.z,
         "boundary": rt.boundary,
         "e_value": rt.e_value,
         "p_value": _p_value(rt.e_value),
         "effect_size": rt.auc,
-        "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket edges",
+        "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket-edge intervals "
+        "combined by half-widths on the log scale",
     }
-    significant = rt.significant_up if check.numbers.get("direction") == "up" else rt.significant_down
-    if check.status == Status.FAIL and not significant:
-        return check.model_copy(
-            update={
-                "status": Status.INCONCLUSIVE,
-                "numbers": numbers,
-                "reason": check.reason + ", but the rank test is not significant yet",
-            }
-        )
-    return check.model_copy(update={"numbers": numbers})
+    rank = (rt.significant_up, rt.significant_down, extra)
+    return _tail_buckets(ctx.halved(), 0.5, (bounds, cc, sc), name="location", rank=rank)
 
 
 def _tail(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
@@ -438,35 +452,63 @@ def _log_gap(a: float, b: float) -> float:
 
 
 def _tail_buckets(
-    ctx: _Ctx, q: float, aligned: tuple[np.ndarray, np.ndarray, np.ndarray], *, name: str
+    ctx: _Ctx,
+    q: float,
+    aligned: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    name: str,
+    rank: tuple[bool, bool, Numbers] | None = None,
 ) -> Check:
-    """Quantiles compared edge to edge: fail only if canary's lowest possible value beats stable's highest."""
+    """Quantiles on buckets, compared like the samples path: intervals combined by their half-widths.
+
+    Each track's interval carries the bucket edges' uncertainty (the always-valid ranks mapped to the
+    edges of the buckets holding them); the estimate interpolates inside its bucket. The log ratio's
+    interval combines the canary's and stable's half-widths (not both whole widths), so fine buckets
+    decide as raw samples do. A Fail also needs the estimate beyond the tolerance (statistical and
+    practical significance); a Pass the whole interval inside it. When even unlimited evidence could
+    not decide — the buckets around the quantiles are wider apart than the tolerance allows — the check
+    is Inconclusive *and insufficient*, with the edges that would resolve it: more of the same evidence
+    cannot show a regression, so it never lets a step promote.
+    """
     obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
     bounds, cc, sc = aligned
     inc, dec = ctx.increase_tolerance, ctx.decrease_tolerance
     qc = histogram_quantile(bounds, cc, q, alpha / 2, policy.design_requests)
     qs = histogram_quantile(bounds, sc, q, alpha / 2, policy.design_requests)
+    change, lo, hi = _combine((qc.estimate, qc.lower, qc.upper), (qs.estimate, qs.lower, qs.upper))
+    # What unlimited evidence could show: each quantile known to its bucket, no sampling error left.
+    (c_lo, c_hi), (s_lo, s_hi) = bucket_around(bounds, qc.estimate), bucket_around(bounds, qs.estimate)
+    _, lo_inf, hi_inf = _combine((qc.estimate, c_lo, c_hi), (qs.estimate, s_lo, s_hi))
     numbers: Numbers = {
         "quantile": q,
         "canary": qc.estimate,
         "stable": qs.estimate,
+        "difference": change,
+        "lower": lo,
+        "upper": hi,
         "canary_lower": qc.lower,
         "canary_upper": qc.upper,
         "stable_lower": qs.lower,
         "stable_upper": qs.upper,
         "tolerance": inc if math.isfinite(inc) else dec,
+        "resolution_lower": lo_inf,
+        "resolution_upper": hi_inf,
         "n_canary": qc.n,
         "n_stable": qs.n,
         "confidence": 1 - alpha,
         "resolution_limited": True,
-        "method": METHOD_BUCKETS,
+        "method": METHOD_BUCKETS + ", intervals combined by half-widths on the log scale",
     }
+    sig_up, sig_down = lo > 0, hi < 0
+    if rank is not None:
+        sig_up, sig_down = sig_up or rank[0], sig_down or rank[1]
+        numbers.update(rank[2])
     unit = obj.unit or "seconds"
     desc = (
         f"{_qname(q)} canary in {fmt.interval(qc.lower, qc.upper, unit)}, stable in "
-        f"{fmt.interval(qs.lower, qs.upper, unit)} (bucket edges, {fmt.confidence(alpha)})"
+        f"{fmt.interval(qs.lower, qs.upper, unit)} (bucket edges, {fmt.confidence(alpha)}): "
+        f"{fmt.factor(1 + change)}, interval {fmt.factor(1 + lo)}–{fmt.factor(1 + hi)}"
     )
-    band = _band(inc, dec)
     if math.isfinite(inc) and qc.lower > 0 and qc.lower >= qs.upper * (1 + inc):
         numbers["direction"] = "up"
         reason = f"{desc}: canary is above stable by more than {fmt.pct(inc)} even at bucket resolution"
@@ -475,13 +517,77 @@ def _tail_buckets(
         numbers["direction"] = "down"
         reason = f"{desc}: canary is below stable by more than {fmt.pct(dec)} even at bucket resolution"
         return Check(name=name, kind="regression", status=Status.FAIL, numbers=numbers, reason=reason)
-    ok_up = not math.isfinite(inc) or qc.upper <= qs.lower * (1 + inc)
-    ok_down = not math.isfinite(dec) or qc.lower >= qs.upper * (1 - dec)
-    if ok_up and ok_down:
-        reason = f"{desc}: canary is within {band} of stable even at bucket resolution"
-        return Check(name=name, kind="regression", status=Status.PASS, numbers=numbers, reason=reason)
-    reason = f"not yet conclusive: {desc}; the buckets cannot separate a change of {band}"
-    return Check(name=name, kind="regression", status=Status.INCONCLUSIVE, numbers=numbers, reason=reason)
+    check = _decide_change(
+        name, (change, lo, hi), up=sig_up, down=sig_down, ctx=ctx, desc=desc, numbers=numbers
+    )
+    if check.status != Status.INCONCLUSIVE:
+        return check
+    # Could an unchanged canary ever pass here (stable's quantile known to its bucket on both sides)?
+    # And could this canary's estimated change, if real, ever fail? If neither: more evidence cannot help.
+    _, lo_same, hi_same = _combine((qs.estimate, s_lo, s_hi), (qs.estimate, s_lo, s_hi))
+    could_pass = hi_same <= inc and lo_same >= -dec
+    could_fail = (lo_inf > 0 and change > inc) or (hi_inf < 0 and -change > dec)
+    numbers["resolution"] = hi_same
+    if could_pass or could_fail:
+        return check
+    band = _band(inc, dec)
+    advice = recommend_edges(qs.estimate if math.isfinite(qs.estimate) else qc.estimate, min(inc, dec))
+    reason = (
+        f"the buckets cannot resolve {band} at the {_qname(q)}: {desc}; even unlimited evidence would "
+        f"leave ±{fmt.pct(hi_same)} (edges {fmt.interval(s_lo, s_hi, unit)} around stable's {_qname(q)}); "
+        f"add bucket edges {advice} — never promoted on"
+    )
+    numbers["unresolvable"] = True
+    return Check(
+        name=name,
+        kind="regression",
+        status=Status.INCONCLUSIVE,
+        numbers=numbers,
+        reason=reason,
+        insufficient=True,
+    )
+
+
+def _combine(
+    canary: tuple[float, float, float], stable: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """Relative change canary vs stable with its interval: half-widths combined on the log scale.
+
+    Each side is (estimate, lower, upper). Non-positive or unbounded ends give an unbounded side (never a
+    false certainty).
+    """
+    c_est, c_lo, c_hi = canary
+    s_est, s_lo, s_hi = stable
+    if not (c_est > 0 and s_est > 0 and math.isfinite(c_est) and math.isfinite(s_est)):
+        return math.nan, -math.inf, math.inf
+    est = math.log(c_est / s_est)
+    down = math.hypot(_log_gap(c_est, c_lo), _log_gap(s_hi, s_est))
+    up = math.hypot(_log_gap(c_hi, c_est), _log_gap(s_est, s_lo))
+    return math.expm1(est), _expm1(est - down), _expm1(est + up)
+
+
+def _expm1(x: float) -> float:
+    if x == -math.inf:
+        return -1.0
+    return math.inf if x > 700 else math.expm1(x)
+
+
+def bucket_around(bounds: np.ndarray, value: float) -> tuple[float, float]:
+    """The edges (lower, upper] of the bucket that holds `value` (lower 0 for the first bucket)."""
+    if not math.isfinite(value):
+        return -math.inf, math.inf
+    k = min(int(np.searchsorted(bounds, value, side="left")), int(bounds.size) - 1)
+    lower = float(bounds[k - 1]) if k > 0 else 0.0
+    return lower, float(bounds[k])
+
+
+def recommend_edges(around: float, tolerance: float) -> str:
+    """Bucket edges that resolve `tolerance` near `around` (geometric, ratio 1 + tolerance / 2)."""
+    if not (math.isfinite(around) and around > 0) or not (math.isfinite(tolerance) and tolerance > 0):
+        return "at every 5 % of the expected latency"
+    ratio = 1 + tolerance / 2
+    edges = [around * ratio**k for k in range(-3, 4)]
+    return "[" + ", ".join(f"{e:.3g}" for e in edges) + "] (ratio ×" + f"{ratio:.3g}" + ")"
 
 
 def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
