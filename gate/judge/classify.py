@@ -25,13 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from gate.judge import fmt
 from gate.judge.describe import quantile_interval
 from gate.judge.spec import JudgePolicy, ObjectiveSpec
 from gate.judge.stats.proportions import compare_ratios, ratio_interval
 from gate.judge.stats.quantiles import QuantileInterval, histogram_quantile
-from gate.judge.stats.ranks import RankTest, mann_whitney_buckets, mann_whitney_samples
+from gate.judge.stats.ranks import RankTest, effective_n, mann_whitney_buckets, mann_whitney_samples
+from gate.judge.stats.sequential import one_sided_alpha, z_boundary
 from gate.judge.stats.trend import theil_sen
 from gate.judge.transform import Prepared, align, duration, per_bucket, same_form
 from gate.judge.verdict import Check, Numbers, Status, Verdict, worst
@@ -66,8 +68,14 @@ def classify(
     alpha: float,
     policy: JudgePolicy,
     memo: dict[tuple[object, ...], object] | None = None,
+    final: bool = False,
 ) -> Verdict:
-    """The verdict for one objective on one source, from cleaned canary (and stable) evidence."""
+    """The verdict for one objective on one source, from cleaned canary (and stable) evidence.
+
+    With `final` (the step's last look, its planned evidence in), a check that showed no harm becomes a
+    Pass that states the minimum detectable effect — or, when the policy demands power the evidence did
+    not have, an insufficient Inconclusive that says so (see `at_horizon`).
+    """
     # Without a declared unit: counts are ratios, samples and histograms latencies, gauges plain numbers.
     default_unit = {"counts": "ratio", "samples": "seconds", "histogram": "seconds"}
     unit = obj.unit or (default_unit.get(canary.kind, "") if canary is not None else "")
@@ -96,7 +104,103 @@ def classify(
             checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit, memo), c_form, s_form))
         else:
             checks.append(_CONFORMANCE[name](_Ctx(obj, share, policy, unit, memo), canary))
+    checks = [_side(c) for c in checks]
+    if final:
+        checks = [at_horizon(c, _Ctx(obj, share, policy, unit, memo)) for c in checks]
     return _verdict(obj, source, checks)
+
+
+def _side(check: Check) -> Check:
+    """Which boundary the check stopped on: harm shown, no harm (harm ruled out), or neither yet."""
+    if check.status == Status.FAIL:
+        side = "harm"
+    elif check.status == Status.PASS:
+        side = "no harm"
+    elif check.insufficient:
+        side = "no evidence"
+    else:
+        side = "undecided"
+    return check.model_copy(update={"numbers": {**check.numbers, "side": side}})
+
+
+def at_horizon(check: Check, ctx: _Ctx) -> Check:
+    """At the step's planned horizon: an undecided check on which no harm was shown passes, stating
+    the smallest change it could have detected (the minimum detectable effect, MDE).
+
+    The MDE at probability P (the policy's power probability, 80 % by default) is the change whose
+    estimate would cross the Fail rule (significant and beyond the tolerance) P of the time:
+    ``max(tolerance, w) + z_P · w / z_α`` on the log scale, with w the interval's half-width towards
+    harm and z_α the always-valid boundary at this evidence (so w / z_α is the standard error). When
+    the policy demands power (`detect`) and the MDE exceeds it, the check stays Inconclusive and is
+    insufficient: the evidence could not have caught that change, so the step holds. An estimate that is
+    itself beyond the tolerance is not "no harm shown": it stays Inconclusive.
+    """
+    if check.status != Status.INCONCLUSIVE or check.insufficient:
+        return check
+    mde, words = _mde(check, ctx)
+    if mde is None:
+        return check
+    policy = ctx.policy
+    prob = fmt.pct(policy.power_probability)
+    numbers = {**check.numbers, "mde": mde, "mde_probability": policy.power_probability}
+    base = check.reason.removeprefix("not yet conclusive: ")
+    if policy.power_detect is not None and not mde <= policy.power_detect:
+        reason = (
+            f"the step ended without the power the policy demands: {base}; the smallest change this evidence "
+            f"could have detected {prob} of the time is {words}, more than the "
+            f"{fmt.pct(policy.power_detect)} it must catch — never promoted on (collect more evidence: "
+            "a longer step or more traffic)"
+        )
+        numbers["side"] = "underpowered"
+        return check.model_copy(update={"reason": reason, "numbers": numbers, "insufficient": True})
+    reason = (
+        f"no harm shown by the end of the step: {base}; smallest change it could have detected "
+        f"({fmt.confidence(ctx.alpha)}, {prob} of the time): {words}"
+    )
+    numbers["side"] = "no harm at horizon"
+    return check.model_copy(update={"status": Status.PASS, "reason": reason, "numbers": numbers})
+
+
+def _mde(check: Check, ctx: _Ctx) -> tuple[float | None, str]:
+    """The minimum detectable effect of an undecided check, relative (for words: also absolute)."""
+    n = check.numbers
+    z_p = float(special.ndtri(ctx.policy.power_probability))
+
+    def num(key: str) -> float:
+        v = n.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+
+    n_c, n_s = num("n_canary"), num("n_stable")
+    v = effective_n(n_c, n_s) if not math.isnan(n_s) else n_c
+    z_a = z_boundary(v, one_sided_alpha(ctx.alpha), ctx.policy.design_requests / 2.0)
+    if not (math.isfinite(z_a) and z_a > 0):
+        return None, ""
+    if check.kind == "regression":
+        tol = num("tolerance")
+        if check.name == "errors":
+            est, lo = num("rate_ratio"), num("lower")
+        else:
+            est, lo = 1 + num("difference"), 1 + num("lower")
+        if not (est > 0 and math.isfinite(est)):
+            return None, ""
+        if math.log(est) > math.log1p(tol):
+            return None, ""  # estimated beyond the tolerance: not "no harm shown"
+        w = math.log(est / lo) if lo > 0 else math.inf
+        log_mde = max(math.log1p(tol), w) + z_p * w / z_a
+        mde = math.expm1(log_mde) if log_mde < 700 else math.inf
+        return mde, f"+{fmt.pct(mde)}" if math.isfinite(mde) else "unbounded (no increase could be shown)"
+    bound = ctx.obj.max
+    est, lo = num("canary"), num("lower")
+    if bound is None or not (math.isfinite(est) and est <= bound and bound > 0):
+        return None, ""  # a `min` bound, or an estimate beyond the bound
+    w = est - lo if math.isfinite(lo) else math.inf
+    value = bound + w * (1 + z_p / z_a)
+    mde = value / bound - 1
+    unit = "ratio" if check.numbers.get("errors") is not None else ctx.unit
+    words = f"{fmt.value(value, unit)} ({fmt.pct(mde)} above the bound)"
+    if not math.isfinite(value):
+        words = "unbounded"
+    return mde, words
 
 
 @dataclass(frozen=True)
