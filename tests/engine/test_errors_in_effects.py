@@ -152,3 +152,47 @@ spec:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert "Kubernetes" in result.output or "kubeconfig" in result.output
+
+
+def test_a_late_weight_starts_its_step_and_window_when_it_landed(tmp_path: Path) -> None:
+    """The API server is frozen 26 s before the 20 % weight: the analyze step's 10 s and its evidence
+    window start when the call returned, and the record says the weight landed late."""
+    clock = ManualClock(1000.0)
+
+    class Frozen(RecordingRouter):
+        def set_weight(self, canary_percent: int) -> None:
+            if canary_percent == 20:
+                clock.advance(26.0)  # the call hangs, then succeeds
+            super().set_weight(canary_percent)
+
+    analyst = ScriptedAnalyst(lambda _r: ("promote", "fine"))
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        runner = Runner.create(
+            store, PLAN, contract_name="checkout", clock=clock, router=Frozen(), analyst=analyst
+        )
+        final = runner.run()
+        detail = store.run_detail(runner.run_id)
+    assert final.status == "promoted"
+    assert all(look.since >= 1026.0 for look in analyst.looks)  # no window reaches back before it landed
+    assert final.step_started_at[1] == 1026.0
+    assert detail is not None
+    applied = [t for t in detail.timeline if t.input_kind == "applied"]
+    assert applied and applied[0].input["at"] == 1026.0
+    assert "took effect 26.0s after it was asked" in applied[0].state["reason"]
+
+
+def test_every_decision_records_the_verdicts_it_rests_on(tmp_path: Path) -> None:
+    clock = ManualClock()
+    analyst = ScriptedAnalyst(lambda r: ("rollback", "p95 too high") if r.step == 1 else ("promote", "ok"))
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        runner = Runner.create(
+            store, PLAN, contract_name="checkout", clock=clock, router=RecordingRouter(), analyst=analyst
+        )
+        final = runner.run()
+        detail = store.run_detail(runner.run_id)
+    assert final.status == "rolled_back"
+    assert detail is not None
+    judged = [t for t in detail.timeline if t.input_kind == "judged" and t.input["action"] == "rollback"]
+    assert judged[0].input["drivers"] == ["http-latency-p95@production=fail"]
+    rolling = next(t for t in detail.timeline if t.state["phase"] == "rolling_back")
+    assert rolling.state["basis"] == [f"look {judged[0].input['look']}: http-latency-p95@production=fail"]
