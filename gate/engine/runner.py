@@ -12,8 +12,14 @@ Results feed back through the store's inbox, so a runner started on an existing 
 crash, a kill, a reboot) first re-applies the effects intended and not done, then consumes the
 inputs waiting, then ticks on: no step repeated or skipped, no record lost.
 
-Rollback is never blocked: its router calls are retried here a few times, and a rollback that still
-fails is repeated by the machine on every tick until it holds.
+The runner is driven from outside: ``advance(now)`` does what is due and returns when to call it
+again; ``run()`` is the CLI's thin loop over it and ``clock.sleep``. It imports no driver: what it
+needs is stated in ``gate.engine.ports`` and handed in by the composition (``gate.compose``).
+
+Driver calls go through ``gate.errors.retry_call`` (``EFFECT_RETRY``: bounded attempts and total
+time; a permanent error is not retried). Rollback is never blocked: every part is attempted each
+time; a rollback that still fails is repeated by the machine on every tick, until it holds or the
+machine gives up on it (a permanent error, or its attempt budget): ``rollback_failed``.
 """
 
 from __future__ import annotations
