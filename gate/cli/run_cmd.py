@@ -81,7 +81,7 @@ def run(
         str | None, typer.Option(help="kubeconfig context [env GATE_KUBE_CONTEXT; default: current].")
     ] = None,
     namespace: Annotated[
-        str | None, typer.Option(help="Namespace of the routed objects [env GATE_NAMESPACE].")
+        str | None, typer.Option(help="Namespace if the contract names none [env GATE_NAMESPACE].")
     ] = None,
     fault_proxy: Annotated[
         str | None,
@@ -344,6 +344,8 @@ class LiveView:
             f"[bold]{s.weight}%[/] · mirror {s.mirror}% · looks {s.looks}"
             + (f" · chaos [bold]{escape(s.chaos)}[/]" if s.chaos else "")
             + (" · load running" if s.load else "")
+            + (f" · [yellow]last change took effect {s.late:.1f}s late[/]" if s.late >= 1.0 else "")
+            + (f" · [yellow]waiting for {s.applying.replace('_', ' ')}[/]" if s.applying else "")
         )
         steps = Table(show_header=True, expand=False, box=None)
         steps.add_column("#")
