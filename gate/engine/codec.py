@@ -5,6 +5,7 @@ A checkpoint must read back to exactly what was written: the round trip is teste
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
@@ -55,3 +56,22 @@ def dump_effect(effect: Effect) -> dict[str, Any]:
 def load_effect(data: Any) -> Effect:
     """An effect read back from the run store."""
     return _EFFECT.validate_python(data)
+
+
+def json_safe(value: Any, *, depth: int = 32) -> Any:
+    """``value`` as strict JSON data: NaN and infinities as strings ("nan", "inf", "-inf", as the
+    judge writes them), keys as strings, tuples as lists; nesting deeper than ``depth`` cut off.
+
+    Looks' evidence summaries and verdict numbers go through here before the store: PostgreSQL's
+    JSON refuses NaN (SQLite would keep it as non-standard JSON no other reader accepts)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if depth <= 0:
+        return "…"
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth=depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth=depth - 1) for v in value]
+    return str(value)

@@ -387,8 +387,8 @@ class Runner:
             since=effect.since,
             action=outcome.action,
             reason=outcome.reason,
-            evidence=dict(outcome.evidence),
-            verdicts=list(outcome.verdicts),
+            evidence=codec.json_safe(dict(outcome.evidence)),
+            verdicts=[codec.json_safe(dict(v)) for v in outcome.verdicts],
         )
         judged = Judged(
             at=self.clock.now(),

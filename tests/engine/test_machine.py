@@ -586,3 +586,16 @@ def test_a_decision_keeps_the_verdicts_it_rests_on() -> None:
     d.feed(Judged(5, d.state.looks, "rollback", "p95 too high", drivers=drivers))
     assert d.state.basis == (f"look {d.state.looks}: http-latency-p95@production=fail (critical)",)
     assert codec.load_state(codec.dump_state(d.state)) == d.state
+
+
+def test_look_records_are_strict_json_for_every_store() -> None:
+    import json
+
+    data = {"p50": float("nan"), "max": float("inf"), 3: (1.0, float("-inf")), "deep": [[[[1]]]]}
+    safe = codec.json_safe(data, depth=3)
+    assert json.loads(json.dumps(safe, allow_nan=False)) == {
+        "p50": "nan",
+        "max": "inf",
+        "3": [1.0, "-inf"],
+        "deep": [["…"]],
+    }

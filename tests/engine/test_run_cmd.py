@@ -126,6 +126,33 @@ def test_gate_run_promotes_through_nginx_and_records_the_run(
         assert detail.looks  # Prometheus was read while the canary had weight
 
 
+def test_gate_run_with_a_postgresql_store_promotes_and_keeps_the_records_there(
+    tmp_path: Path, topology: dict[str, str], pg_url: str
+) -> None:
+    port = free_port()
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(CONTRACT.format(port=port, steps="[10%, pause 2s, 50%, 100%]", **topology))
+    prefix = tmp_path / "nginx"
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                *("run", str(contract), "--store", pg_url, "--nginx-prefix", str(prefix), "--no-live"),
+                *("--workdir", str(tmp_path / "work")),
+            ],
+            catch_exceptions=False,
+        )
+    finally:
+        NginxServer(prefix).stop()
+    assert result.exit_code == 0, result.output
+    with RunStore(pg_url) as store:
+        assert store.backend == "postgresql"
+        (run,) = store.list_runs()
+        assert run.status == "promoted" and run.weight == 100
+        detail = store.run_detail(run.id)
+        assert detail is not None and detail.looks and detail.meta["face"] == "cli"
+
+
 def test_gate_run_rolls_back_when_evidence_stays_inconclusive(
     tmp_path: Path, topology: dict[str, str]
 ) -> None:
