@@ -15,7 +15,9 @@ rollout could not be carried out: a driver, errors, the deadline), 5 the run sto
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import time
 from pathlib import Path
 from types import FrameType
@@ -33,7 +35,14 @@ from gate.compose import RunParts, open_store, resume_run, start_run
 from gate.compose.reports import clip
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
-from gate.drivers.store import EXIT_STORE, StoreCorrupt, StoreError, StoreTooNew, StoreUnavailable
+from gate.drivers.store import (
+    EXIT_STORE,
+    LeaseLost,
+    StoreCorrupt,
+    StoreError,
+    StoreTooNew,
+    StoreUnavailable,
+)
 from gate.engine import codec
 from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
 from gate.engine.runner import LookOutcome, LookRequest, Runner
@@ -162,6 +171,7 @@ def run(
             raise typer.Exit(EXIT_INVALID) from None
 
     view = LiveView(contract.metadata.name)
+    holder = f"gate-run/{socket.gethostname()}/{os.getpid()}"  # no other process drives the run meanwhile
     try:
         if resume:
             parts, warnings = resume_run(
@@ -172,6 +182,7 @@ def run(
                 observer=view.on_transition,
                 on_look=view.on_look,
                 on_retry=view.on_retry,
+                holder=holder,
             )
         else:
             parts, warnings = (
@@ -186,6 +197,7 @@ def run(
                     on_retry=view.on_retry,
                     diagnostics=targets or None,
                     contract_dir=contract_path.parent,
+                    holder=holder,
                 ),
                 [],
             )
@@ -249,6 +261,9 @@ def _drive(parts: RunParts, view: LiveView, *, live: bool, exit_when_held: bool)
             final = runner.run(stop_when=stop_when)
         return final
     except KeyboardInterrupt:
+        return None
+    except LeaseLost as exc:  # another process took the run over (this one stalled past its lease)
+        Console(stderr=True, highlight=False).print(f"[yellow]{escape(str(exc))}[/]")
         return None
     finally:
         signal.signal(signal.SIGINT, previous)

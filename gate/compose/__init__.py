@@ -31,7 +31,7 @@ from gate.contract import NginxRouter as NginxRouterSpec
 from gate.drivers import kube
 from gate.drivers.diagnostics import Target
 from gate.drivers.routers import Router, RouterError, router_for
-from gate.drivers.store import RunStore, StoreError
+from gate.drivers.store import LeaseKeeper, RunStore, StoreError
 from gate.engine.clock import Clock, SystemClock
 from gate.engine.plan import plan_from_contract
 from gate.engine.ports import LookOutcome, LookRequest
@@ -53,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OnLook = Callable[[LookRequest, LookOutcome], None]
+LEASE_TTL = 30.0  # seconds a driving process's lease lasts unless renewed (renewed every 10 s)
 
 
 def open_store(url: str) -> RunStore:
@@ -115,6 +116,7 @@ class RunParts:
     drivers: Drivers
     notes: list[str] = field(default_factory=list)  # faults undone at start, channels without secrets
     owns_store: bool = False
+    lease: LeaseKeeper | None = None  # this process drives the run (writes fenced by the lease)
 
     @property
     def run_id(self) -> str:
@@ -122,10 +124,13 @@ class RunParts:
         return self.runner.run_id
 
     def close(self) -> None:
-        """Stop load, undo faults, close clients (and the store when it was opened here)."""
+        """Stop load, undo faults, close clients, release the lease (and close the store when it was
+        opened here)."""
         try:
             self.drivers.close()
         finally:
+            if self.lease is not None:
+                self.lease.stop()
             if self.owns_store:
                 self.store.close()
 
@@ -148,11 +153,15 @@ def start_run(
     stable_url: str | None = None,
     canary_url: str | None = None,
     on_retry: Callable[[str, int, str, float], None] | None = None,
+    holder: str | None = None,
 ) -> RunParts:
     """Record a new run of ``contract`` and build its parts (the router from the contract unless given).
 
     ``stable_url`` / ``canary_url`` override the contract's target URLs for gate's load (the demo's
-    topology); they and the diagnostics are recorded, so that a resume rebuilds the same drivers."""
+    topology); they and the diagnostics are recorded, so that a resume rebuilds the same drivers.
+    ``holder`` (e.g. ``gate-run/HOST/PID``, an operator pod's name): lease the run to this process and
+    renew the lease in the background, so no other process drives it at the same time; the runner's
+    writes are fenced by it (``LeaseLost`` if it is taken over)."""
     opened, the_store = _store(store)
     try:
         the_router = router if router is not None else build_router(contract, settings)
@@ -189,12 +198,15 @@ def start_run(
             on_retry=on_retry,
             **drivers.runner_kwargs(),
         )
+        keeper = _lease(the_store, runner.run_id, holder)
+        if holder is not None:
+            runner.store = the_store.fenced(holder)  # every write checked against the lease
     except BaseException:
         drivers.close()
         if opened:
             the_store.close()
         raise
-    return RunParts(runner, the_store, the_router, drivers, _notes(drivers), owns_store=opened)
+    return RunParts(runner, the_store, the_router, drivers, _notes(drivers), owns_store=opened, lease=keeper)
 
 
 def resume_run(
@@ -208,17 +220,22 @@ def resume_run(
     on_look: OnLook | None = None,
     clock: Clock | None = None,
     on_retry: Callable[[str, int, str, float], None] | None = None,
+    holder: str | None = None,
 ) -> tuple[RunParts, list[str]]:
     """The parts of recorded run ``run_id``, from the contract text and plan recorded with it.
 
     ``contract_text`` is today's file, if the face has one: when it differs from the recorded text,
     a warning says so (the run keeps its recorded plan and contract). Raises ``StoreError`` for an
-    unknown run, ``PermanentError`` when the recorded contract no longer validates."""
+    unknown run, ``PermanentError`` when the recorded contract no longer validates, ``LeaseHeld``
+    when ``holder`` is given and another process drives the run (see ``start_run``)."""
     opened, the_store = _store(store)
+    keeper: LeaseKeeper | None = None
     try:
         detail = the_store.run_detail(run_id)
         if detail is None:
             raise StoreError(f"no run {run_id!r} in the store")
+        # Before anything is built: a run another process drives is not touched (its faults, its nginx).
+        keeper = _lease(the_store, run_id, holder)
         meta = detail.meta
         warnings: list[str] = []
         recorded_text = detail.contract_text
@@ -254,6 +271,8 @@ def resume_run(
             canary_url=str(meta.get("canary_url") or "") or None,
         )
     except BaseException:
+        if keeper is not None:
+            keeper.stop()
         if opened:
             the_store.close()
         raise
@@ -268,12 +287,16 @@ def resume_run(
             on_retry=on_retry,
             **drivers.runner_kwargs(),
         )
+        if holder is not None:
+            runner.store = the_store.fenced(holder)
     except BaseException:
         drivers.close()
+        if keeper is not None:
+            keeper.stop()
         if opened:
             the_store.close()
         raise
-    parts = RunParts(runner, the_store, the_router, drivers, _notes(drivers), owns_store=opened)
+    parts = RunParts(runner, the_store, the_router, drivers, _notes(drivers), owns_store=opened, lease=keeper)
     return parts, warnings
 
 
@@ -283,6 +306,15 @@ def contract_digest(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _lease(store: RunStore, run_id: str, holder: str | None) -> LeaseKeeper | None:
+    """Lease the run to ``holder``, renewed in the background (``LeaseHeld``: another process drives it)."""
+    if holder is None:
+        return None
+    keeper = LeaseKeeper(store, run_id, holder, ttl=LEASE_TTL)
+    keeper.start()
+    return keeper
 
 
 def _store(store: RunStore | str) -> tuple[bool, RunStore]:

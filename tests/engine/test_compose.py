@@ -231,3 +231,37 @@ def test_the_namespace_setting_fills_in_what_the_contract_leaves_open(tmp_path: 
         build_router(named, settings, kube_client=client).describe().startswith("HTTPRoute payments/checkout")
     )
     client.close()
+
+
+@needs_nginx
+def test_a_run_driven_by_one_process_is_not_resumed_by_another(
+    tmp_path: Path, backends: tuple[Receiver, Receiver]
+) -> None:
+    from gate.drivers.store import LeaseHeld
+
+    port = free_port()
+    text = _contract_text(backends, port)
+    settings = _settings(tmp_path)
+    clock = ManualClock(1000.0)
+    with open_store(settings.store) as store:
+        first = start_run(
+            parse_contract(text), text, settings=settings, store=store, face="test", clock=clock, holder="a/1"
+        )
+        try:
+            first.runner.advance(clock.now())
+            with pytest.raises(LeaseHeld, match="driven by a/1"):
+                resume_run(first.run_id, settings=settings, store=store, holder="b/2", clock=clock)
+            assert store.lease(first.run_id) is not None
+        finally:
+            first.close()  # releases the lease: another process may resume at once
+        assert store.lease(first.run_id) is None
+        second, _ = resume_run(first.run_id, settings=settings, store=store, holder="b/2", clock=clock)
+        try:
+            clock.advance(31)
+            second.runner.advance(clock.now())
+            clock.advance(5)
+            second.runner.advance(clock.now())
+            assert second.runner.state.status == "promoted"
+        finally:
+            second.close()
+    NginxServer(tmp_path / "nginx").stop()
