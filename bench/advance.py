@@ -66,7 +66,9 @@ def main() -> None:
                 per_transition.append(elapsed / max(1, runner.seq))
                 assert runner.state.status == "promoted", runner.state
         print(f"store: {url.split('://')[0]}  steps: {args.steps}  transitions per run: {transitions}")
-        print(f"per transition (median of {args.runs} runs): {statistics.median(per_transition) * 1000:.1f} ms")
+        print(
+            f"per transition (median of {args.runs} runs): {statistics.median(per_transition) * 1000:.1f} ms"
+        )
         idle.sort()
         print(
             f"advance() with nothing due: median {statistics.median(idle) * 1e6:.0f} µs, "
