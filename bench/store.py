@@ -163,6 +163,9 @@ def measure(store: RunStore, runs: int, looks: int, repeat: int) -> dict[str, tu
     out["count_runs(status='held')"] = timed(lambda: store.count_runs(status="held"), repeat)
     few = max(3, repeat // 10)
     out[f"looks(run), {looks:,} looks × 4 verdicts"] = timed(lambda: store.looks(big), few)
+    out[f"looks(run, with_verdicts=False), {looks:,} looks"] = timed(
+        lambda: store.looks(big, with_verdicts=False), few
+    )
     out["looks(run, after_look=N-100) (live update)"] = timed(
         lambda: store.looks(big, after_look=looks - 100), repeat
     )

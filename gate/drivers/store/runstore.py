@@ -608,11 +608,20 @@ class RunStore:
             return None if row is None else _summary(row)
 
     def looks(
-        self, run_id: str, *, after_look: int | None = None, limit: int | None = None
+        self,
+        run_id: str,
+        *,
+        after_look: int | None = None,
+        limit: int | None = None,
+        with_verdicts: bool = True,
     ) -> list[LookRecord]:
-        """The run's looks with their verdicts, in order; only those after ``after_look`` (live updates)."""
+        """The run's looks with their verdicts, in order; only those after ``after_look`` (live updates).
+
+        ``with_verdicts=False`` leaves the verdicts out (empty lists): a timeline of 10^4 looks reads in
+        a fraction of the time.
+        """
         with self._session() as s:
-            return _looks(s, run_id, after_look, limit)
+            return _looks(s, run_id, after_look, limit, with_verdicts=with_verdicts)
 
     def transitions(
         self, run_id: str, *, after_seq: int | None = None, limit: int | None = None
@@ -751,7 +760,9 @@ def _summary(r: Any) -> RunSummary:  # a Run or a row of _SUMMARY_COLUMNS
     )
 
 
-def _looks(s: Session, run_id: str, after: int | None, limit: int | None) -> list[LookRecord]:
+def _looks(
+    s: Session, run_id: str, after: int | None, limit: int | None, *, with_verdicts: bool = True
+) -> list[LookRecord]:
     # Rows of columns, not ORM objects, and the JSON of all rows decoded in one call: a run page reads
     # 10^4 looks and 4·10^4 verdicts at once.
     L, V = m.Look, m.Verdict
@@ -768,7 +779,7 @@ def _looks(s: Session, run_id: str, after: int | None, limit: int | None) -> lis
     vq = select(V.look, V.objective, V.sli, V.source, V.status, V.reason, _json_text(V.numbers)).where(
         V.run_id == run_id, V.look >= rows[0][0], V.look <= rows[-1][0]
     )
-    vrows = s.connection().execute(vq.order_by(V.look, V.id)).all()
+    vrows = s.connection().execute(vq.order_by(V.look, V.id)).all() if with_verdicts else []
     numbers = _decode_all([v[6] for v in vrows])
     verdicts: dict[int, list[VerdictRecord]] = {}
     for v, nums in zip(vrows, numbers, strict=True):
