@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, case, cast, delete, func, select, update
+from sqlalchemy import Text, case, cast, delete, false, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -78,6 +78,7 @@ class RunStore:
         self.url: StoreURL = parse_store_url(url_or_path)
         self.path: Path | None = self.url.path  # the SQLite file; None for PostgreSQL
         self._holder: str | None = None
+        self._lease_ttl: float | None = None
         self._engine: Engine = make_engine(self.url)
         self._writer: Engine = self._engine.execution_options(**{WRITE: True})
         try:
@@ -110,13 +111,16 @@ class RunStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def fenced(self, holder: str) -> RunStore:
+    def fenced(self, holder: str, *, ttl: float | None = None) -> RunStore:
         """This store, writing every checkpoint and effect completion as ``holder`` (fenced by its lease).
 
         The view shares the connections; hand it to the runner that drives the run this process leased.
+        With ``ttl``, a run created through the view is leased to ``holder`` in the same commit (for
+        ``ttl`` seconds of the wall clock), so nobody can resume it before its creator renews the lease.
         """
         view = copy.copy(self)
         view._holder = holder
+        view._lease_ttl = ttl
         return view
 
     @contextmanager
@@ -174,6 +178,18 @@ class RunStore:
                     updated_at=at,
                 )
             )
+            if self._holder is not None and self._lease_ttl is not None:
+                now = time.time()
+                s.flush()
+                s.add(
+                    m.Lease(
+                        run_id=rid,
+                        holder=self._holder,
+                        acquired_at=now,
+                        heartbeat_at=now,
+                        expires_at=now + self._lease_ttl,
+                    )
+                )
         return rid
 
     def checkpoint(
@@ -418,12 +434,15 @@ class RunStore:
 
     # -------------------------------------------------------------------------------- leases
 
-    def acquire_lease(self, run_id: str, holder: str, *, ttl: float, now: float) -> Lease:
+    def acquire_lease(
+        self, run_id: str, holder: str, *, ttl: float, now: float, replace: str | None = None
+    ) -> Lease:
         """Lease the run to ``holder`` until ``now + ttl``; the holder renews it by calling this again.
 
-        Taken over from another holder only when its lease has expired (recorded in the audit log);
-        otherwise raises ``LeaseHeld`` naming the holder and since when. Race-free: the database
-        decides, through a conditional UPDATE (or the primary key of a first INSERT).
+        Taken over from another holder only when its lease has expired — or when that holder is
+        ``replace``, a holder the caller knows to be gone (``holder_is_gone``) — and recorded in the
+        audit log; otherwise raises ``LeaseHeld`` naming the holder and since when. Race-free: the
+        database decides, through a conditional UPDATE (or the primary key of a first INSERT).
         """
         if ttl <= 0:
             raise StoreError(f"a lease needs a positive time to live, not {ttl}")
@@ -431,9 +450,12 @@ class RunStore:
             if s.scalar(select(m.Run.id).where(m.Run.id == run_id)) is None:
                 raise StoreError(f"no run {run_id!r} in {self.url.display}")
             before = s.scalar(select(m.Lease.holder).where(m.Lease.run_id == run_id))
+            gone = m.Lease.holder == replace if replace is not None else false()
             took = s.execute(
                 update(m.Lease)
-                .where(m.Lease.run_id == run_id, (m.Lease.holder == holder) | (m.Lease.expires_at <= now))
+                .where(
+                    m.Lease.run_id == run_id, (m.Lease.holder == holder) | (m.Lease.expires_at <= now) | gone
+                )
                 .values(
                     holder=holder,
                     acquired_at=case((m.Lease.holder == holder, m.Lease.acquired_at), else_=now),
@@ -449,7 +471,9 @@ class RunStore:
                             run_id=run_id,
                             actor=holder,
                             action="takeover",
-                            reason=f"the lease of {before} had expired",
+                            reason=f"the process {before} is gone"
+                            if before == replace
+                            else f"the lease of {before} had expired",
                             at=now,
                             origin="lease",
                             details={"previous": before},

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from gate.drivers.store import LeaseHeld, LeaseKeeper, LeaseLost, RunStore, StoreError, new_holder
+from gate.drivers.store import (
+    LeaseHeld,
+    LeaseKeeper,
+    LeaseLost,
+    RunStore,
+    StoreError,
+    holder_is_gone,
+    new_holder,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE = {"phase": "stepping", "status": "running", "step": 1, "weight": 10}
@@ -221,3 +229,40 @@ def test_a_paused_driver_whose_lease_expired_is_fenced_off_by_the_one_that_took_
             (s, "b") for s in range(4, 10)
         ]
         assert [a.action for a in store.audit(run)] == ["takeover"]
+
+
+def test_a_run_created_through_a_fenced_view_is_leased_from_its_first_commit(store_url: str) -> None:
+    with RunStore(store_url) as store:
+        mine = store.fenced("me", ttl=60)
+        before = time.time()
+        run = new_run(mine)
+        lease = store.lease(run)
+        assert lease is not None and lease.holder == "me" and before <= lease.acquired_at <= time.time()
+        with pytest.raises(LeaseHeld):
+            store.acquire_lease(run, "other", ttl=60, now=time.time())
+        mine.checkpoint(run, seq=1, at=1.0, input={"kind": "start"}, state=STATE, effects=[])
+        assert store.lease(new_run(store.fenced("me"))) is None  # no ttl: no lease taken
+
+
+def test_a_lease_of_a_process_that_is_gone_is_taken_over_at_once(store_url: str) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead = f"{new_holder().split('/')[0]}/{gone.stdout.strip()}/deadbeef"
+    assert holder_is_gone(dead)
+    assert not holder_is_gone(new_holder())  # this process
+    assert not holder_is_gone("elsewhere.example/1234/abcd")  # another machine: wait for expiry
+    assert not holder_is_gone("not a holder id")
+    with RunStore(store_url) as store:
+        run = new_run(store)
+        store.acquire_lease(run, dead, ttl=3600, now=time.time())
+        with pytest.raises(LeaseHeld):
+            store.acquire_lease(run, "b", ttl=60, now=time.time(), replace="someone-else")
+        with LeaseKeeper(store, run, "b", ttl=60) as keeper:
+            assert keeper.lease is not None and keeper.lease.holder == "b"
+        (entry,) = store.audit(run)
+        assert (entry.action, entry.details, entry.reason) == (
+            "takeover",
+            {"previous": dead},
+            f"the process {dead} is gone",
+        )
