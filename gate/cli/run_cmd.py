@@ -35,6 +35,7 @@ from gate.engine.compose import drivers_for
 from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
 from gate.engine.plan import plan_from_contract
 from gate.engine.runner import LookOutcome, LookRequest, Runner
+from gate.errors import GateError
 
 EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "running": 3}
 EXIT_INVALID = 2
@@ -126,14 +127,19 @@ def run(
         err.print(f"[red]router:[/] {escape(str(exc))}")
         store.close()
         raise typer.Exit(EXIT_INVALID) from None
-    drivers = drivers_for(
-        contract,
-        library,
-        workdir=store_path.parent / "work",
-        prometheus_url=prometheus,
-        fault_context={"fault_proxy": fault_proxy} if fault_proxy else None,
-        diagnostics=targets or None,
-    )
+    try:
+        drivers = drivers_for(
+            contract,
+            library,
+            workdir=store_path.parent / "work",
+            prometheus_url=prometheus,
+            fault_context={"fault_proxy": fault_proxy} if fault_proxy else None,
+            diagnostics=targets or None,
+        )
+    except GateError as exc:  # e.g. a Prometheus credential that cannot be read: no run began
+        err.print(f"[red]{escape(str(exc))}[/]")
+        store.close()
+        raise typer.Exit(EXIT_INVALID) from None
     for line in drivers.recovered:
         err.print(f"[yellow]undone from an earlier run:[/] {escape(line)}")
     for note in drivers.problems:
