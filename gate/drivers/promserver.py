@@ -133,6 +133,10 @@ class PrometheusServer:
     remote_write: bool = False
     retention: str = DEFAULT_RETENTION
     extra_args: Sequence[str] = ()
+    web_config: str = ""
+    """Prometheus's --web.config.file contents (basic_auth_users, tls_server_config), when not empty."""
+    probe_headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers gate's own readiness and reload requests send (e.g. the basic auth `web_config` asks for)."""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,6 +184,7 @@ class PrometheusServer:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
             *(["--web.enable-remote-write-receiver"] if self.remote_write else []),
+            *([f"--web.config.file={self._write_web_config()}"] if self.web_config else []),
             *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
@@ -196,6 +201,12 @@ class PrometheusServer:
         self.stop()
         raise PromServerError(f"prometheus was not ready within {timeout:.0f}s: {self._log_tail()}")
 
+    def _write_web_config(self) -> Path:
+        path = self.data_dir.parent / f"{self.data_dir.name}.web.yml"
+        path.write_text(self.web_config)
+        path.chmod(0o600)
+        return path
+
     def _log_tail(self) -> str:
         try:
             return self.log_path.read_text(errors="replace").strip()[-_LOG_TAIL:]
@@ -205,7 +216,8 @@ class PrometheusServer:
     def ready(self) -> bool:
         """True when the server answers 200 on `/-/ready` (TSDB loaded, serving queries)."""
         try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1.0) as resp:  # noqa: S310 (loopback URL we built)
+            req = urllib.request.Request(f"{self.url}/-/ready", headers=dict(self.probe_headers))  # noqa: S310
+            with urllib.request.urlopen(req, timeout=1.0) as resp:  # noqa: S310 (loopback URL we built)
                 return int(resp.status) == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -234,7 +246,9 @@ class PrometheusServer:
             candidate.unlink(missing_ok=True)
         self.config = config
         try:
-            req = urllib.request.Request(f"{self.url}/-/reload", method="POST")  # noqa: S310 (loopback)
+            req = urllib.request.Request(  # noqa: S310 (loopback)
+                f"{self.url}/-/reload", method="POST", headers=dict(self.probe_headers)
+            )
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
                 if int(resp.status) != 200:
                     raise PromServerError(f"prometheus refused the reload (HTTP {resp.status})")
