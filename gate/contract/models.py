@@ -771,6 +771,17 @@ Notify = Annotated[
 ]
 
 
+class Power(Model):
+    """The change a step's evidence must be able to catch before a promote at its end counts."""
+
+    detect: Fraction = Field(
+        gt=0, le=10, description="Smallest regression to catch, relative, e.g. 10% (more than the tolerance)."
+    )
+    probability: Fraction = Field(
+        default=0.9, ge=0.5, lt=1, description="How often a regression of that size must be caught, e.g. 90%."
+    )
+
+
 class Policy(Model):
     """How verdicts become decisions."""
 
@@ -792,6 +803,10 @@ class Policy(Model):
     )
     error_limit: Int = Field(
         default=3, ge=0, description="Verdicts that could not be measured tolerated; one more rolls back."
+    )
+    power: Power | None = Field(
+        default=None,
+        description="Demand power: a step whose evidence could not have caught this change holds at its end.",
     )
     interval: Duration = Field(default=10.0, gt=0, description="Time between analysis ticks.")
     deadline: Duration = Field(default=3600.0, gt=0, description="The whole rollout must end within this.")

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from gate import redact
-from gate.engine.check import Case, CheckReport
+from gate.compose.check import Case, CheckReport
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "error": "💥", "invalid": "⛔", "skipped": "⏭️"}
 
