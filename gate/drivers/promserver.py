@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from gate.drivers.process import terminate
+from gate.drivers.process import child_options, terminate
 
 # Backfilled test data sits at fixed dates; the default 15 d retention would delete it at start.
 DEFAULT_RETENTION = "100y"
@@ -188,7 +188,8 @@ class PrometheusServer:
             *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+            # Dies with gate (PR_SET_PDEATHSIG): a killed gate leaves no Prometheus behind.
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, **child_options())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
