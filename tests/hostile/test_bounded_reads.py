@@ -134,3 +134,27 @@ def test_read_prefix_reads_only_a_prefix(tmp_path: Path) -> None:
     assert boundedio.read_prefix(path, 64) == (b"kind: PerformanceContract\n" + b"#" * 200_000)[:64]
     with pytest.raises(boundedio.FileRefused):
         boundedio.read_prefix("/dev/zero", 64)
+
+
+@pytest.mark.timeout(60)
+def test_referenced_locustfile_and_experiment_must_be_regular_files(tmp_path: Path) -> None:
+    (tmp_path / "load.py").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "exp.json")
+    with (tmp_path / "big.yaml").open("wb") as fh:
+        fh.truncate(2 * 1024**2)
+    text = (
+        "apiVersion: perfgate.dev/v1alpha1\nkind: PerformanceContract\nmetadata: {name: c}\nspec:\n"
+        "  target: {stable: {url: 'http://s:1'}, canary: {url: 'http://c:1'}}\n"
+        "  load: {users: 1, duration: 10s, locustfile: load.py}\n"
+        "  chaos: {a: {experiment: exp.json}, b: {experiment: big.yaml}}\n"
+        "  objectives: [{sli: http-latency, quantile: 0.95, max: 220ms}]\n"
+    )
+    (tmp_path / "c.yaml").write_text(text)
+    result = runner.invoke(app, ["validate", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2
+    assert "locustfile 'load.py' is a character device, not a regular file" in result.output
+    assert "experiment file 'exp.json' is a FIFO (named pipe)" in result.output
+    assert (
+        "experiment file 'big.yaml' is 2.0 MiB; chaos experiment files are limited to 1.0 MiB"
+        in result.output
+    )
