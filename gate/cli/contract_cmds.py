@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gate import boundedio
+from gate import boundedio, redact
 from gate.contract import (
     ChaosExperiment,
     Contract,
@@ -302,7 +302,8 @@ def _explain(console: Console, contract: Contract, library: SliLibrary, window: 
         )
         console.print(f"  {track}: {escape(where)}")
     router = spec.router.type if spec.router else "none (gate check compares the two URLs)"
-    console.print(f"  router: {escape(router)}; Prometheus: {escape(spec.prometheus.url or 'none')}")
+    prometheus = redact.redact_url(spec.prometheus.url or "none")
+    console.print(f"  router: {escape(router)}; Prometheus: {escape(prometheus)}")
 
     if spec.load is not None:
         load = spec.load
