@@ -525,6 +525,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
             await self._buses[res].put({"type": "DELETED", "object": copy.deepcopy(new)})
         return 200, new
 
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        res = request.resource
+        assert res is not None
+        key = (res, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                what = f"{res.plural}.{res.group}" if res.group else str(res.plural)
+                raise api_error(404, "NotFound", f'{what} "{request.name}" not found')
+            return copy.deepcopy(self.objects[key].raw)
+
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
         payload = await super()._serve_list(request)
         res = request.resource
@@ -679,3 +689,15 @@ def kube_api() -> Iterator[RunningKube]:
 def dump(obj: Any) -> str:
     """An object as sorted JSON (for readable assertion messages)."""
     return json.dumps(obj, sort_keys=True, indent=1)
+
+
+SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
+
+
+def as_written(obj: JSON) -> JSON:
+    """The object without what the API server stamps on it (to compare with what a user wrote)."""
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata") or {}
+    for key in SERVER_FIELDS:
+        meta.pop(key, None)
+    return out
