@@ -701,3 +701,18 @@ def as_written(obj: JSON) -> JSON:
     for key in SERVER_FIELDS:
         meta.pop(key, None)
     return out
+
+
+def field_diff(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf that differs between two JSON values: (path, before, after); `...` marks absent."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(before) | set(after)):
+            out += field_diff(before.get(key, ...), after.get(key, ...), f"{path}.{key}" if path else key)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        out = []
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            out += field_diff(b, a, f"{path}[{i}]")
+        return out
+    return [] if before == after else [(path, before, after)]
