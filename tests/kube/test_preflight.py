@@ -94,7 +94,7 @@ def test_route_without_the_stable_backend(
 
 
 def test_missing_canary_service(kube_api: RunningKube, client: kube.KubeClient, prom_url: str) -> None:
-    kube_api.call(lambda: kube_api.emulator.objects["v1/services", "shop", "checkout-canary"].delete())
+    kube_api.delete("v1/services", "shop", "checkout-canary")
     [p] = [p for p in _run(contract(prom_url), client, prom_url) if p.check == "route"]
     assert p.subject == "Service shop/checkout-canary" and "canary Service does not exist" in p.message
 

@@ -592,6 +592,10 @@ class RunningKube:
     def exists(self, resource: str, namespace: str | None, name: str) -> bool:
         return bool(self.call(lambda: self.emulator.exists(resource, namespace, name)))
 
+    def delete(self, resource: str, namespace: str | None, name: str) -> None:
+        """Remove an object (as if deleted by someone else)."""
+        self.call(lambda: self.emulator.objects[_key(resource, namespace, name)].delete())
+
     def freeze(self, seconds: float | None = None) -> None:
         self.emulator.freeze(seconds)
 
