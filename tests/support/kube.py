@@ -594,7 +594,7 @@ class RunningKube:
 
     def delete(self, resource: str, namespace: str | None, name: str) -> None:
         """Remove an object (as if deleted by someone else)."""
-        self.call(lambda: self.emulator.objects[_key(resource, namespace, name)].delete())
+        self.call(self.emulator.objects[_key(resource, namespace, name)].delete)
 
     def freeze(self, seconds: float | None = None) -> None:
         self.emulator.freeze(seconds)
