@@ -44,7 +44,17 @@ def contract(
     steps: str = "[10%, analyze 2m, 50%, analyze 1m, 100%]",
     canary_track: str = "canary",
 ) -> Any:
-    return parse_contract(f"""apiVersion: perfgate.dev/v1alpha1
+    return parse_contract(contract_text(prom, route=route, steps=steps, canary_track=canary_track))
+
+
+def contract_text(
+    prom: str,
+    *,
+    route: str = "checkout",
+    steps: str = "[10%, analyze 2m, 50%, analyze 1m, 100%]",
+    canary_track: str = "canary",
+) -> str:
+    return f"""apiVersion: perfgate.dev/v1alpha1
 kind: PerformanceContract
 metadata: {{name: checkout, namespace: shop}}
 spec:
@@ -57,7 +67,7 @@ spec:
   objectives:
     - {{sli: http-latency, quantile: p95, max: 300ms, sources: [production], minEvidence: {{requests: 100, duration: 30s}}}}
   steps: {steps}
-""")
+"""
 
 
 @pytest.fixture
