@@ -187,3 +187,23 @@ def test_retry_inside_the_driver_is_gone() -> None:
     source = (Path(__file__).resolve().parents[2] / "gate" / "drivers" / "kube.py").read_text()
     assert "time.sleep(" not in source.replace("sleep: Callable[[float], None] = time.sleep", "")
     assert "for n in range" not in source
+
+
+def test_router_for_without_credentials_is_a_permanent_router_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from gate.contract import parse_contract
+    from gate.drivers.routers import RouterError, router_for
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    contract = parse_contract(
+        "apiVersion: perfgate.dev/v1alpha1\nkind: PerformanceContract\nmetadata: {name: c, namespace: shop}\n"
+        "spec:\n  target: {stable: {service: a}, canary: {service: b}}\n"
+        "  router: {type: gateway-api, httpRoute: r}\n"
+    )
+    with pytest.raises(RouterError) as info:  # what `gate run` catches today: exit 2, no traceback
+        router_for(contract)
+    assert info.value.permanent and "--kubeconfig" in str(info.value)
+    assert isinstance(info.value.__cause__, kube.KubeConfigError)

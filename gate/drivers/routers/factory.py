@@ -128,7 +128,10 @@ def _bare_router(
             shadow_header=contract.spec.traffic.header,
             listen_host=spec.host,
         )
-    client = kube_client or kubedriver.connect(kube)
+    try:
+        client = kube_client or kubedriver.connect(kube)
+    except kubedriver.KubeError as exc:  # no credentials: a router error like the others (permanent)
+        raise RouterMisconfigured(exc.message, hint=exc.hint) from exc
 
     def _namespace(router_ns: str | None, _contract: models.Contract) -> str:
         return namespace_for(contract, router_ns, client.namespace, kube.namespace if kube else None)
