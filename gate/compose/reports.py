@@ -9,6 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from gate import redact
 from gate.compose.check import Case, CheckReport
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "error": "💥", "invalid": "⛔", "skipped": "⏭️"}
@@ -68,7 +69,7 @@ def to_json(report: CheckReport) -> dict[str, Any]:
 
 def json_text(report: CheckReport) -> str:
     """The JSON report as text."""
-    return json.dumps(to_json(report), indent=2, sort_keys=False, default=str) + "\n"
+    return redact.redact_text(json.dumps(to_json(report), indent=2, sort_keys=False, default=str) + "\n")
 
 
 def to_junit(report: CheckReport) -> str:
@@ -110,7 +111,8 @@ def to_junit(report: CheckReport) -> str:
     suites = ET.Element("testsuites", {"name": "gate"})
     suites.append(suite)
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    xml = ET.tostring(suites, encoding="unicode")
+    return redact.redact_text('<?xml version="1.0" encoding="UTF-8"?>\n' + xml + "\n")
 
 
 def _case(suite: ET.Element, report: CheckReport, c: Case) -> None:
@@ -168,7 +170,7 @@ def to_markdown(report: CheckReport) -> str:
                 lines.append(f"- **{p.name}** load: " + "; ".join(bits))
     if report.problems:
         lines += ["", "**Problems**", ""] + [f"- {_md(p)}" for p in report.problems]
-    return "\n".join(lines).rstrip() + "\n"
+    return redact.redact_text("\n".join(lines).rstrip() + "\n")
 
 
 def _md(text: str, limit: int = 400) -> str:
