@@ -27,7 +27,6 @@ from typing import Any
 
 from gate.compose.drivers import Drivers, drivers_for
 from gate.contract import Contract, ContractError, SliLibrary, parse_contract
-from gate.contract import NginxRouter as NginxRouterSpec
 from gate.drivers import kube
 from gate.drivers.diagnostics import Target
 from gate.drivers.routers import Router, RouterError, router_for
@@ -71,29 +70,25 @@ def build_router(
     """The contract's router, with the cluster credentials the settings name; gate's own nginx is
     started (with the weights it had: 0 on a first run). Raises the router's error (or
     ``kube.KubePermanentError``) when it cannot be built — a face reports it and exits 2."""
-    spec = contract.spec.router
-    client = kube_client
-    if settings.namespace and not contract.metadata.namespace:
-        # The contract's own namespaces (spec.router.namespace, metadata.namespace) win over the flag.
-        contract = contract.model_copy(
-            update={"metadata": contract.metadata.model_copy(update={"namespace": settings.namespace})}
-        )
+    options = kube.KubeOptions(
+        kubeconfig=None if settings.kubeconfig is None else str(settings.kubeconfig),
+        context=settings.kube_context,
+        namespace=settings.namespace,  # fills in what the contract leaves open; a contradiction is refused
+        qps=settings.kube_qps,
+        burst=settings.kube_burst,
+    )
     try:
-        if client is None and spec is not None and not isinstance(spec, NginxRouterSpec):
-            client = kube.connect(
-                kubeconfig=None if settings.kubeconfig is None else str(settings.kubeconfig),
-                context=settings.kube_context,
-            )
         router = router_for(
             contract,
-            kube_client=client,
+            kube_client=kube_client,
+            kube=options,
             prefix=settings.nginx_prefix.resolve(),
             listen_port=settings.listen_port,
         )
         start = getattr(router, "start", None)
         if callable(start):
             start()
-    except (RouterError, kube.KubePermanentError) as exc:
+    except (RouterError, kube.KubeError) as exc:
         if isinstance(exc, PermanentError):
             raise
         raise PermanentError(

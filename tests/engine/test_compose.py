@@ -216,52 +216,32 @@ spec:
 """
 
 
-def test_the_namespace_setting_fills_in_what_the_contract_leaves_open(tmp_path: Path) -> None:
-    from gate.compose import build_router
-    from gate.drivers import kube
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+"""
 
-    client = kube.connect(host="http://127.0.0.1:9")  # building a router calls nothing yet
-    settings = Settings(store=f"sqlite:///{tmp_path}/runs.sqlite", namespace="shop")
+
+def test_the_cluster_settings_reach_the_router_and_a_namespace_fills_in_what_the_contract_leaves_open(
+    tmp_path: Path,
+) -> None:
+    from gate.compose import build_router
+
+    config = tmp_path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    store = f"sqlite:///{tmp_path}/runs.sqlite"
+    settings = Settings(store=store, kubeconfig=config, kube_context="ctx", namespace="shop")
     open_ns = parse_contract(KUBE_CONTRACT.format(namespace=""))
     named = parse_contract(KUBE_CONTRACT.format(namespace=", namespace: payments"))
-    assert (
-        build_router(open_ns, settings, kube_client=client).describe().startswith("HTTPRoute shop/checkout")
-    )
-    assert (
-        build_router(named, settings, kube_client=client).describe().startswith("HTTPRoute payments/checkout")
-    )
-    client.close()
-
-
-@needs_nginx
-def test_a_run_driven_by_one_process_is_not_resumed_by_another(
-    tmp_path: Path, backends: tuple[Receiver, Receiver]
-) -> None:
-    from gate.drivers.store import LeaseHeld
-
-    port = free_port()
-    text = _contract_text(backends, port)
-    settings = _settings(tmp_path)
-    clock = ManualClock(1000.0)
-    with open_store(settings.store) as store:
-        first = start_run(
-            parse_contract(text), text, settings=settings, store=store, face="test", clock=clock, holder="a/1"
-        )
-        try:
-            first.runner.advance(clock.now())
-            with pytest.raises(LeaseHeld, match="driven by a/1"):
-                resume_run(first.run_id, settings=settings, store=store, holder="b/2", clock=clock)
-            assert store.lease(first.run_id) is not None
-        finally:
-            first.close()  # releases the lease: another process may resume at once
-        assert store.lease(first.run_id) is None
-        second, _ = resume_run(first.run_id, settings=settings, store=store, holder="b/2", clock=clock)
-        try:
-            clock.advance(31)
-            second.runner.advance(clock.now())
-            clock.advance(5)
-            second.runner.advance(clock.now())
-            assert second.runner.state.status == "promoted"
-        finally:
-            second.close()
-    NginxServer(tmp_path / "nginx").stop()
+    # Building a router calls nothing on the API server yet (nothing listens on port 9).
+    assert build_router(open_ns, settings).describe().startswith("HTTPRoute shop/checkout")
+    with pytest.raises(GateError, match=r"contradicts metadata\.namespace payments"):
+        build_router(named, settings)  # as kubectl refuses it
+    plain = Settings(store=store, kubeconfig=config, kube_context="ctx")
+    assert build_router(named, plain).describe().startswith("HTTPRoute payments/checkout")
+    with pytest.raises(GateError, match="context 'nope'"):
+        build_router(open_ns, Settings(store=store, kubeconfig=config, kube_context="nope"))
