@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
 StepKind: TypeAlias = Literal["setWeight", "pause", "analyze", "load", "chaos", "mirror"]
-Phase: TypeAlias = Literal["pending", "stepping", "rolling_back", "finished"]
+Phase: TypeAlias = Literal["pending", "stepping", "finishing", "rolling_back", "finished"]
 RunStatus: TypeAlias = Literal["running", "promoted", "rolled_back", "held", "failed", "rollback_failed"]
 Action: TypeAlias = Literal["promote", "hold", "rollback"]
 # Why a rollback began: the evidence (a failed look), a person, the policy on unknowns, time, a driver.
@@ -86,6 +86,7 @@ class PolicyPlan:
     undecided_looks: int = 3  # looks at a step's end that may stay undecided before onInconclusive
     blind_looks: int = 3  # looks in a row that could not be made (or judged) before onInconclusive
     rollback_attempts: int = 5  # failed rollback attempts (one per tick) before ``rollback_failed``
+    finish_route: bool = False  # leave the router's end state (``Router.finish``): hand-over, clean-up
     diagnostics: bool = False  # capture diagnostics from the canary when the evidence fails it
 
 
@@ -129,6 +130,7 @@ class State:
     applying_since: float | None = None  # when it was asked
     late: float = 0.0  # seconds the last traffic change took to take effect after it was asked
     basis: tuple[str, ...] = ()  # the verdicts the last decision rests on: "look N: objective@source=status"
+    finish_inflight: bool = False  # a FinishRoute asked and not yet answered
 
     @property
     def terminal(self) -> bool:
@@ -183,6 +185,16 @@ class Applied:
 
 
 @dataclass(frozen=True)
+class RouteFinished:
+    """The router's answer to ``FinishRoute``: ``done`` once its end state is in place."""
+
+    at: float
+    done: bool
+    detail: str = ""
+    kind: Literal["route_finished"] = "route_finished"
+
+
+@dataclass(frozen=True)
 class LookFailed:
     """A look could not be made: measuring or judging raised."""
 
@@ -232,7 +244,9 @@ class Abort:
     kind: Literal["abort"] = "abort"
 
 
-Input: TypeAlias = Start | Tick | Applied | Judged | LookFailed | EffectFailed | RolledBack | Resume | Abort
+Input: TypeAlias = (
+    Start | Tick | Applied | Judged | LookFailed | EffectFailed | RolledBack | RouteFinished | Resume | Abort
+)
 
 
 # ------------------------------------------------------------------------------------------ effects
@@ -332,8 +346,18 @@ class Rollback:
     kind: Literal["rollback"] = "rollback"
 
 
+@dataclass(frozen=True)
+class FinishRoute:
+    """Leave the router's end state for ``outcome`` (mirror off, gate's bookkeeping gone; promoted: the
+    contract's hand-over). Idempotent; asked again on each tick until the router says it is done."""
+
+    outcome: Literal["promoted", "rolled_back"]
+    kind: Literal["finish_route"] = "finish_route"
+
+
 Effect: TypeAlias = (
-    SetWeight
+    FinishRoute
+    | SetWeight
     | SetMirror
     | StartLoad
     | StopLoad
@@ -362,6 +386,8 @@ def transition(plan: Plan, state: State, event: Input) -> tuple[State, list[Effe
         return state, []
     if state.phase == "rolling_back":
         return _rolling_back(plan, state, event)
+    if state.phase == "finishing":
+        return _finishing(plan, state, event)
     return _stepping(plan, state, event)
 
 
@@ -644,6 +670,17 @@ def _finish_promoted(
         effects.append(StopLoad())
     if state.chaos is not None:
         effects.append(StopChaos(state.chaos))
+    if plan.policy.finish_route:
+        # Every step passed; the router leaves its end state (the contract's hand-over) before "promoted".
+        state = replace(
+            state,
+            phase="finishing",
+            load=False,
+            chaos=None,
+            finish_inflight=True,
+            reason="every step passed; handing over",
+        )
+        return state, [*effects, FinishRoute("promoted")]
     state = replace(
         state,
         phase="finished",
@@ -655,6 +692,44 @@ def _finish_promoted(
     )
     effects.append(_notify(state, "promoted", f"promoted at weight {state.weight}%: every step passed"))
     return state, effects
+
+
+def _finishing(plan: Plan, state: State, event: Input) -> tuple[State, list[Effect]]:
+    """Every step passed: wait for the router's end state (a hand-over may take minutes)."""
+    if isinstance(event, RouteFinished):
+        if not event.done:
+            return replace(
+                state, finish_inflight=False, reason=f"every step passed; handing over: {event.detail}"
+            ), []
+        state = replace(
+            state,
+            phase="finished",
+            status="promoted",
+            finish_inflight=False,
+            mirror=0,
+            finished_at=event.at,
+            reason="every step passed",
+        )
+        return state, [_notify(state, "promoted", f"promoted at weight {state.weight}%: every step passed")]
+    if isinstance(event, EffectFailed) and event.effect == "finish_route":
+        if not event.permanent:
+            return replace(state, finish_inflight=False, reason=f"handing over: {event.error}"), []
+        reason = f"promotion hand-over failed (traffic stays on the proven canary): {event.error}"
+        state = replace(
+            state,
+            phase="finished",
+            status="failed",
+            cause="driver",
+            finish_inflight=False,
+            finished_at=event.at,
+            reason=reason,
+        )
+        return state, [_notify(state, "held", reason, severity="critical")]
+    if isinstance(event, Tick) and not state.finish_inflight:
+        return replace(state, finish_inflight=True), [FinishRoute("promoted")]
+    if isinstance(event, Abort):
+        return _begin_rollback(plan, state, "abort", _who("aborted", event.by, event.reason))
+    return state, []
 
 
 # -------------------------------------------------------------------------------------- rollback

@@ -56,6 +56,7 @@ def plan_from_contract(contract: Contract, *, diagnostics: bool = False) -> Plan
             failed_looks=0,
             undecided_looks=UNDECIDED_LOOKS,
             blind_looks=BLIND_LOOKS,
+            finish_route=True,  # the router leaves its end state: mirror off, bookkeeping gone, hand-over
             diagnostics=diagnostics,
         ),
     )

@@ -37,6 +37,7 @@ from gate.engine.machine import (
     CaptureDiagnostics,
     Effect,
     EffectFailed,
+    FinishRoute,
     Input,
     Judged,
     LookFailed,
@@ -46,6 +47,7 @@ from gate.engine.machine import (
     Resume,
     Rollback,
     RolledBack,
+    RouteFinished,
     SetMirror,
     SetWeight,
     Start,
@@ -365,6 +367,8 @@ class Runner:
             return self._capture()
         if isinstance(effect, Rollback):
             return self._rollback()
+        if isinstance(effect, FinishRoute):
+            return self._finish_route(effect)
         raise AssertionError(f"unknown effect {effect!r}")  # pragma: no cover - the union is closed
 
     def _measure(self, effect: Measure) -> tuple[bool, str, Input | None, LookWrite | None]:
@@ -459,6 +463,28 @@ class Runner:
         errors = [f"{c.name}: {c.error}" for c in captured if c.error]
         return (not errors, "; ".join(errors), None, None)
 
+    def _finish_route(self, effect: FinishRoute) -> tuple[bool, str, Input | None, LookWrite | None]:
+        finish = getattr(self.router, "finish", None)
+        if not callable(finish):
+            return (True, "", RouteFinished(at=self.clock.now(), done=True, detail="nothing to finish"), None)
+        answer: list[object] = []
+        err = self._retry(lambda: answer.append(finish(effect.outcome)), f"finish route ({effect.outcome})")
+        if err:
+            failed = EffectFailed(self.clock.now(), effect.kind, err, permanent=self.last_permanent)
+            return (False, err, failed, None)
+        done = bool(getattr(answer[0], "done", True))
+        detail = str(getattr(answer[0], "detail", ""))[:500]
+        return (True, "", RouteFinished(at=self.clock.now(), done=done, detail=detail), None)
+
+    def _finish_rolled_back(self) -> None:
+        """The router's rolled-back end state (mirror off, gate's bookkeeping gone), when it has one."""
+        finish = getattr(self.router, "finish", None)
+        if not self.plan.policy.finish_route or not callable(finish):
+            return
+        answer = finish("rolled_back")
+        if not bool(getattr(answer, "done", True)):
+            raise RuntimeError(f"the route is not yet back to stable: {getattr(answer, 'detail', '')}")
+
     def _rollback(self) -> tuple[bool, str, Input | None, LookWrite | None]:
         # Every part is attempted even when an earlier one fails: faults are undone and load is
         # stopped even if the router does not answer, and the other way round.
@@ -467,6 +493,7 @@ class Runner:
         for name, call in (
             ("set_weight(0)", lambda: self.router.set_weight(0)),
             ("set_mirror(0)", lambda: self.router.set_mirror(0)),
+            ("clean up the route", self._finish_rolled_back),
             # Faults before load: stopping Locust waits for its last batch; a fault must not wait.
             ("undo faults", (self.chaos.stop_all if self.chaos is not None else _nothing)),
             ("stop load", (self.load.stop if self.load is not None else _nothing)),

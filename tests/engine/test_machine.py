@@ -14,6 +14,7 @@ from gate.engine.machine import (
     CaptureDiagnostics,
     Effect,
     EffectFailed,
+    FinishRoute,
     Input,
     Judged,
     LookFailed,
@@ -24,6 +25,7 @@ from gate.engine.machine import (
     Resume,
     Rollback,
     RolledBack,
+    RouteFinished,
     SetMirror,
     SetWeight,
     Start,
@@ -380,6 +382,7 @@ policies = st.builds(
     undecided_looks=st.integers(0, 3),
     blind_looks=st.integers(0, 3),
     diagnostics=st.booleans(),
+    finish_route=st.booleans(),
 )
 
 # An input script: what comes next, relative to the machine's last question.
@@ -401,6 +404,9 @@ MOVES = [
     "stale",
     "applied",
     "rollback-failed-for-good",
+    "route-finished",
+    "route-not-finished",
+    "finish-failed-for-good",
 ]
 moves = st.lists(st.sampled_from(MOVES), max_size=60)
 
@@ -434,6 +440,12 @@ def _event(move: str, state: State, t: float) -> Input:
             return EffectFailed(t, "notify", "down")
         case "applied":
             return Applied(t, state.applying or "set_weight", 0)
+        case "route-finished":
+            return RouteFinished(t, True)
+        case "route-not-finished":
+            return RouteFinished(t, False, "stable Deployment 1/3 updated")
+        case "finish-failed-for-good":
+            return EffectFailed(t, "finish_route", "timed out", permanent=True)
         case "rollback-failed-for-good":
             return EffectFailed(t, "rollback", "403 forbidden", permanent=True)
         case _:
@@ -488,7 +500,11 @@ def test_invariants_hold_for_any_plan_and_any_inputs(
             assert all(isinstance(e, Rollback | Notify) for e in effects)
         if state.phase == "rolling_back" and before.phase == "stepping":
             assert isinstance(effects[0], Rollback)
-        if state.phase == "finished" and state.status in {"rolled_back", "failed"}:
+        if (
+            state.phase == "finished"
+            and state.status in {"rolled_back", "failed"}
+            and before.phase != "finishing"
+        ):
             assert isinstance(event, RolledBack) or before.phase == "finished"
             assert state.weight == 0 and state.mirror == 0 and state.chaos is None and not state.load
 
@@ -599,3 +615,20 @@ def test_look_records_are_strict_json_for_every_store() -> None:
         "3": [1.0, "-inf"],
         "deep": [["…"]],
     }
+
+
+def test_promotion_waits_for_the_routers_end_state_and_a_failed_hand_over_is_said() -> None:
+    plan = Plan(steps=(StepPlan("setWeight", weight=100),), policy=PolicyPlan(interval=5, finish_route=True))
+    state, _ = transition(plan, State(), Start(0.0))
+    state, effects = transition(plan, state, Applied(1.0, "set_weight", 100))
+    assert state.phase == "finishing" and FinishRoute("promoted") in effects and not state.terminal
+    state, _ = transition(plan, state, RouteFinished(6.0, False, "stable Deployment 1/3 updated"))
+    assert "1/3 updated" in state.reason
+    assert transition(plan, state, Tick(10.0))[1] == [FinishRoute("promoted")]  # asked again each tick
+    state, _ = transition(plan, transition(plan, state, Tick(10.0))[0], RouteFinished(11.0, True))
+    assert state.status == "promoted" and state.terminal
+    # A hand-over that cannot complete ends the run for a person, the traffic left on the canary.
+    stuck, _ = transition(plan, State(), Start(0.0))
+    stuck, _ = transition(plan, stuck, Applied(1.0, "set_weight", 100))
+    stuck, effects = transition(plan, stuck, EffectFailed(2.0, "finish_route", "timed out", permanent=True))
+    assert stuck.status == "failed" and "stays on the proven canary" in stuck.reason
