@@ -75,7 +75,11 @@ def create_app(
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # Say what was wrong and where, never echo the input back whole.
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())][:6], "msg": str(e.get("msg", ""))[:200]}
+            {
+                "loc": [str(p) for p in e.get("loc", ())][:6],
+                "msg": str(e.get("msg", ""))[:200],
+                "type": str(e.get("type", ""))[:60],
+            }
             for e in exc.errors()[:10]
         ]
         return JSONResponse({"detail": errors}, status_code=422)

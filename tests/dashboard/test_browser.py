@@ -17,15 +17,16 @@ def test_a_running_demo_updates_the_run_page_without_reload(demo: Demo, dashboar
     rid = demo.run_id()
     page.goto(f"{dashboard.url}/runs/{rid}")
     page.wait_for_selector("#run[data-looks]")
-    page.evaluate("window.__sameDocument = true")
+    page.evaluate("() => { window.__sameDocument = true; }")
     first = int(page.get_attribute("#run", "data-looks"))
     assert page.get_attribute("#run", "data-status") == "running", "the demo finished before the page opened"
     # The demo (another process) writes the store; the page follows over server-sent events.
-    page.wait_for_function(
-        f"Number(document.querySelector('#run').dataset.looks) >= {first + 3}", timeout=90_000
+    # (Polled from here: Playwright's wait_for_function evaluates strings, which the page's CSP forbids.)
+    until(
+        lambda: int(page.get_attribute("#run", "data-looks")) >= first + 3, 90, "three more looks on the page"
     )
-    page.wait_for_function("document.querySelector('#run').dataset.status === 'promoted'", timeout=180_000)
-    assert page.evaluate("window.__sameDocument") is True  # never reloaded
+    page.wait_for_selector("#run[data-status=promoted]", timeout=180_000)
+    assert page.evaluate("() => window.__sameDocument") is True  # never reloaded
     assert page.text_content("#run-status") == "promoted"
     assert page.text_content("#run-weight") == "100%"
     demo.wait()
@@ -76,15 +77,15 @@ def test_the_page_is_keyboard_navigable_and_themed(dashboard: Served, demo: Demo
     rid = demo.run_id()
     page.goto(f"{dashboard.url}/runs/{rid}")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.className") == "skip"
+    assert page.evaluate("() => document.activeElement.className") == "skip"
     page.keyboard.press("Enter")
-    assert page.evaluate("location.hash") == "#main"
-    before = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert page.evaluate("() => location.hash") == "#main"
+    before = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     page.click("#theme-toggle")
-    after = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    after = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     assert before != after
     page.reload()
-    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == after  # remembered
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == after  # remembered
 
 
 def _sign_in(page: Any, served: Served) -> None:
@@ -114,7 +115,7 @@ def test_a_reviewer_approves_and_aborts_in_the_browser(demo: Demo, dashboard: Se
         resumes = [t for t in store.run_detail(approved.run_id).timeline if t.input_kind == "resume"]
         assert [t.input["by"] for t in resumes] == [dashboard.reviewer]
         # The page follows the engine live.
-        page.wait_for_function("document.querySelector('#run').dataset.status === 'promoted'", timeout=20_000)
+        page.wait_for_selector("#run[data-status=promoted]", timeout=20_000)
 
         page.goto(f"{dashboard.url}/runs/{aborted.run_id}")
         page.fill("form.action input[name=reason]", "error budget burning")

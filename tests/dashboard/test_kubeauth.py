@@ -58,7 +58,7 @@ def api_server() -> Iterator[RunningEmulator]:
             # refuse the next nameless one with 409). Each answer forgets the stored review.
             def forgetting(answer: Any) -> Any:
                 def react(request: Any) -> Any:
-                    for key in [key for key in k.objects.keys() if getattr(key[0], "plural", "") in REVIEWS]:
+                    for key in [key for key in k.objects if getattr(key[0], "plural", "") in REVIEWS]:
                         del k.objects[key]
                     return answer(request)
 
