@@ -121,9 +121,9 @@ def get_looks(
     after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    detail, _ = run_or_404(ctx, run_id)
-    rows = [views.look_row(lk) for lk in detail.looks if lk.look > after][:limit]
-    return {"data": rows, "after": after, "total": len(detail.looks)}
+    _, view = run_or_404(ctx, run_id)
+    rows = [views.look_row(lk) for lk in ctx.reader.looks(run_id, after=after, limit=limit)]
+    return {"data": rows, "after": after, "total": view["looks_total"]}
 
 
 @router.get("/runs/{run_id}/audit", summary="Who did what to the run, when and why")

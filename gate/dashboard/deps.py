@@ -43,10 +43,17 @@ class ViewCache:
             if hit is not None and hit[0] == key:
                 self._items.move_to_end(run_id)
                 return hit[1], hit[2]
-        detail = reader.detail(run_id)
-        if detail is None:
+        data = reader.run_data(run_id)
+        if data is None:
             return None
-        view = views.run_view(detail, audit=[a.__dict__ for a in audit])
+        detail = data.detail
+        view = views.run_view(
+            detail,
+            audit=[a.__dict__ for a in audit],
+            looks_total=data.looks_total,
+            step_decisions=data.step_decisions,
+            verdict_counts=data.verdict_counts,
+        )
         view["run"]["namespace"] = _ns(detail)
         with self._lock:
             self._items[run_id] = (key, detail, view)

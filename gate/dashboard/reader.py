@@ -20,7 +20,8 @@ from sqlalchemy import JSON, Float, Integer, String, Text, create_engine, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from gate.drivers.store import RunDetail, RunStore, RunSummary
+from gate.dashboard.queries import Queries, RunData
+from gate.drivers.store import LookRecord, RunDetail, RunStore, RunSummary
 
 MAX_SCAN = 1000  # today's list_runs returns at most this many; filters beyond it need the new store
 
@@ -78,6 +79,9 @@ class StoreReader:
         self._paged = _accepts(store.list_runs, "offset")
         self._store_audit = hasattr(store, "record_audit") and hasattr(store, "audit")
         self._audit_engine: Engine | None = None
+        url = _sqlite_url(store)
+        # Fast queries on SQLite stores; other stores answer through their own methods.
+        self.queries: Queries | None = Queries(url) if url else None
         if not self._store_audit:
             path = getattr(store, "path", None)
             if isinstance(path, Path):
@@ -85,6 +89,8 @@ class StoreReader:
                 _AuditBase.metadata.create_all(self._audit_engine)
 
     def close(self) -> None:
+        if self.queries is not None:
+            self.queries.close()
         if self._audit_engine is not None:
             self._audit_engine.dispose()
 
@@ -112,6 +118,11 @@ class StoreReader:
                 total = int(count(status=status, contract=contract or None, namespace=namespace or None))
                 return RunsPage(runs, total, True)
             return RunsPage(runs, offset + len(runs), False)
+        if self.queries is not None:
+            found, total = self.queries.runs(
+                limit=limit, offset=offset, status=status, contract=contract, namespace=namespace
+            )
+            return RunsPage(found, total, True)
         rows = self.store.list_runs(limit=MAX_SCAN, status=status)
         if contract:
             rows = [r for r in rows if r.contract_name == contract]
@@ -121,6 +132,20 @@ class StoreReader:
 
     def detail(self, run_id: str) -> RunDetail | None:
         return self.store.run_detail(run_id)
+
+    def looks(self, run_id: str, *, after: int, limit: int) -> list[LookRecord]:
+        """Looks after ``after``, oldest first, with their verdicts."""
+        if self.queries is not None:
+            return self.queries.looks(run_id, after=after, limit=limit)
+        detail = self.store.run_detail(run_id)
+        return [] if detail is None else [lk for lk in detail.looks if lk.look > after][:limit]
+
+    def run_data(self, run_id: str) -> RunData | None:
+        """A run for its page: thinned looks and exact counts (the whole run on other stores)."""
+        if self.queries is not None:
+            return self.queries.run(run_id)
+        detail = self.store.run_detail(run_id)
+        return None if detail is None else RunData(detail, len(detail.looks))
 
     def namespace_of(self, run_id: str) -> str:
         detail = self.store.run_detail(run_id)
@@ -185,6 +210,16 @@ class StoreReader:
                 AuditEntry(a.run_id, a.actor, a.action, a.reason, a.at, a.origin, dict(a.details or {}))
                 for a in found
             ]
+
+
+def _sqlite_url(store: RunStore) -> str:
+    url = getattr(store, "url", None)
+    if isinstance(url, str) and url.startswith("sqlite:///"):
+        return url
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        return f"sqlite:///{path}"
+    return ""
 
 
 def _get(row: Any, name: str, default: Any) -> Any:

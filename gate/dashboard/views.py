@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gate.drivers.store import LookRecord, RunDetail, RunSummary, TransitionRecord
+from gate.drivers.store import LookRecord, RunDetail, RunSummary, TransitionRecord, VerdictRecord
 
 SOURCES = ("synthetic", "shadow", "production")
 TRACKS = ("stable", "canary")
@@ -87,7 +87,9 @@ def last_decision(summary: RunSummary) -> str:
 # ------------------------------------------------------------------------------------- a run
 
 
-def steps_timeline(detail: RunDetail) -> list[dict[str, Any]]:
+def steps_timeline(
+    detail: RunDetail, step_decisions: dict[int, dict[str, int]] | None = None
+) -> list[dict[str, Any]]:
     """Each step: what it did, when it began and ended, the weight, and the looks' decisions in it."""
     steps = list(detail.plan.get("steps", [])) if isinstance(detail.plan, dict) else []
     started = list(detail.state.get("step_started_at", []) or [])
@@ -105,8 +107,11 @@ def steps_timeline(detail: RunDetail) -> list[dict[str, Any]]:
         end = _finite(started[i + 1]) if i + 1 < len(started) else None
         looks = by_step.get(i, [])
         counts: dict[str, int] = {}
-        for lk in looks:
-            counts[lk.action] = counts.get(lk.action, 0) + 1
+        if step_decisions is not None:  # exact counts from the store (the looks may be thinned)
+            counts = dict(step_decisions.get(i, {}))
+        else:
+            for lk in looks:
+                counts[lk.action] = counts.get(lk.action, 0) + 1
         if i < current or (finished and detail.summary.status == "promoted"):
             state = "done"
         elif i == current and not finished:
@@ -124,7 +129,7 @@ def steps_timeline(detail: RunDetail) -> list[dict[str, Any]]:
                 "started_at": begin,
                 "ended_at": end if end is not None else (detail.summary.finished_at if begin else None),
                 "state": state,
-                "looks": len(looks),
+                "looks": sum(counts.values()),
                 "decisions": counts,
                 "last_reason": looks[-1].reason if looks else "",
             }
@@ -203,17 +208,22 @@ def _stat_key(verdict_numbers: dict[str, Any]) -> str | None:
     return None
 
 
-def objectives(detail: RunDetail) -> list[dict[str, Any]]:
+def objectives(
+    detail: RunDetail, verdict_counts: dict[tuple[str, str], dict[str, int]] | None = None
+) -> list[dict[str, Any]]:
     """Per objective × source: the SLI over the looks for stable and canary, the bound or tolerance
-    drawn, and the latest verdict in words (difference, interval, sample sizes, boundary)."""
+    drawn, and the latest verdict in words (difference, interval, sample sizes, boundary).
+
+    A verdict may come without its numbers and reason (the store's fast path loads those only for the
+    latest looks): the statistic and the bounds are taken from the verdicts that have them."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    order: list[tuple[str, str]] = []
-    for lk in detail.looks:
+    latest: dict[tuple[str, str], tuple[LookRecord, VerdictRecord]] = {}
+    for lk in detail.looks:  # first pass: which statistic each objective charts, and its bounds
         for v in lk.verdicts:
             k = (v.objective, v.source)
             entry = found.get(k)
             if entry is None:
-                entry = {
+                entry = found[k] = {
                     "objective": v.objective,
                     "sli": v.sli,
                     "source": v.source,
@@ -227,21 +237,30 @@ def objectives(detail: RunDetail) -> list[dict[str, Any]]:
                     "verdicts": {},
                     "latest": None,
                 }
-                found[k] = entry
-                order.append(k)
-            nums = v.numbers
-            stat = entry["stat"] or _stat_key(nums)
-            entry["stat"] = stat
+            if not v.numbers:
+                continue
+            entry["stat"] = entry["stat"] or _stat_key(v.numbers)
             for name, key in (("max", "bound_max"), ("min", "bound_min"), ("tolerance", "tolerance")):
-                val = _finite(nums.get(name))
+                val = _finite(v.numbers.get(name))
                 if val is not None:
                     entry[key] = val
-            ev = lk.evidence.get(v.sli, {}).get(v.source, {}) if isinstance(lk.evidence, dict) else {}
+    for lk in detail.looks:  # second pass: the series
+        evidence = lk.evidence if isinstance(lk.evidence, dict) else {}
+        for v in lk.verdicts:
+            k = (v.objective, v.source)
+            entry = found[k]
+            per_source = evidence.get(v.sli)
+            ev = per_source.get(v.source, {}) if isinstance(per_source, dict) else {}
             entry["x"].append(lk.at)
             for track in TRACKS:
                 row = ev.get(track, {}) if isinstance(ev, dict) else {}
-                entry[track].append(_pick(row, stat))
+                entry[track].append(_pick(row, entry["stat"]))
             entry["verdicts"][v.status] = entry["verdicts"].get(v.status, 0) + 1
+            latest[k] = (lk, v)
+    out = []
+    for k, entry in found.items():
+        if k in latest:
+            lk, v = latest[k]
             entry["latest"] = {
                 "look": lk.look,
                 "at": lk.at,
@@ -250,10 +269,11 @@ def objectives(detail: RunDetail) -> list[dict[str, Any]]:
                 "numbers": {k2: _json_number(n) for k2, n in v.numbers.items()},
                 "words": evidence_words(v.status, v.reason, v.numbers),
             }
-    out = []
-    for k in order:
-        entry = found[k]
         entry["unit"] = "s" if (entry["stat"] or "").startswith("p") else ""
+        if verdict_counts is not None and k in verdict_counts:
+            entry["verdicts"] = dict(verdict_counts[k])
+        entry["last_stable"] = next((x for x in reversed(entry["stable"]) if x is not None), None)
+        entry["last_canary"] = next((x for x in reversed(entry["canary"]) if x is not None), None)
         out.append(entry)
     out.sort(key=lambda e: (e["objective"], SOURCES.index(e["source"]) if e["source"] in SOURCES else 9))
     return out
@@ -416,9 +436,15 @@ def look_row(lk: LookRecord) -> dict[str, Any]:
 
 
 def run_view(
-    detail: RunDetail, *, audit: Iterable[dict[str, Any]] = (), now: float | None = None
+    detail: RunDetail,
+    *,
+    audit: Iterable[dict[str, Any]] = (),
+    now: float | None = None,
+    looks_total: int | None = None,
+    step_decisions: dict[int, dict[str, int]] | None = None,
+    verdict_counts: dict[tuple[str, str], dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Everything the run page shows."""
+    """Everything the run page shows (``detail.looks`` may be thinned: the counts say how many)."""
     last = detail.looks[-1] if detail.looks else None
     row = run_row(detail.summary, last=last, now=now)
     row["last_decision"] = last.action if last else last_decision(detail.summary)
@@ -428,13 +454,13 @@ def run_view(
         "run": row,
         "meta": {k: _json_number(v) for k, v in detail.meta.items()},
         "policy": detail.plan.get("policy", {}) if isinstance(detail.plan, dict) else {},
-        "steps": steps_timeline(detail),
+        "steps": steps_timeline(detail, step_decisions),
         "chaos": chaos_windows(detail),
         "load": load_summary(detail),
-        "objectives": objectives(detail),
+        "objectives": objectives(detail, verdict_counts),
         "representativeness": representativeness(detail),
         "looks": [look_row(lk) for lk in detail.looks[-30:]][::-1],
-        "looks_total": len(detail.looks),
+        "looks_total": len(detail.looks) if looks_total is None else looks_total,
         "transitions": transitions(detail, limit=60)[::-1],
         "diagnostics": [
             {
