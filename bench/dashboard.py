@@ -28,6 +28,7 @@ from bench.report import write_section
 from gate.dashboard.app import create_app
 from gate.dashboard.settings import DashboardSettings
 from gate.drivers import store as st
+from gate.drivers.store import models as m
 
 TARGET_RUN_MS = 300
 TARGET_LIST_MS = 200
@@ -124,13 +125,13 @@ def build_big_run(path: Path, looks: int) -> str:
             meta={"face": "bench"},
             run_id="bench-big-run",
         )
-        with store._session() as s:  # fixture rows in one transaction (see the module docstring)
+        with store._session(write=True) as s:  # fixture rows in one transaction (see the module docstring)
             seq = 0
             for i in range(1, looks + 1):
                 at = t0 + 20 + i * 2.0
                 seq += 1
                 s.add(
-                    st._Transition(
+                    m.Transition(
                         run_id=rid,
                         seq=seq,
                         at=at,
@@ -142,7 +143,7 @@ def build_big_run(path: Path, looks: int) -> str:
                     )
                 )
                 s.add(
-                    st._Effect(
+                    m.Effect(
                         run_id=rid,
                         seq=seq,
                         idx=0,
@@ -155,7 +156,7 @@ def build_big_run(path: Path, looks: int) -> str:
                     )
                 )
                 s.add(
-                    st._Look(
+                    m.Look(
                         run_id=rid,
                         look=i,
                         seq=seq,
@@ -170,7 +171,7 @@ def build_big_run(path: Path, looks: int) -> str:
                 for objective, sli, sources in OBJECTIVES:
                     for source in sources:
                         s.add(
-                            st._Verdict(
+                            m.Verdict(
                                 run_id=rid,
                                 look=i,
                                 objective=objective,
@@ -183,7 +184,7 @@ def build_big_run(path: Path, looks: int) -> str:
                         )
                 seq += 1
                 s.add(
-                    st._Transition(
+                    m.Transition(
                         run_id=rid,
                         seq=seq,
                         at=at + 0.3,
@@ -200,24 +201,27 @@ def build_big_run(path: Path, looks: int) -> str:
                         recorded_at=at + 0.3,
                     )
                 )
-            run = s.get(st._Run, rid)
+            run = s.get(m.Run, rid)
             assert run is not None
             run.last_seq = seq
     return rid
 
 
 def build_many_runs(path: Path, runs: int) -> None:
-    with st.RunStore(path) as store, store._session() as s:
+    with st.RunStore(path) as store, store._session(write=True) as s:
         t0 = time.time() - runs * 60.0
         for i in range(runs):
             status = ("promoted", "rolled_back", "failed")[i % 3]
             at = t0 + i * 60.0
             s.add(
-                st._Run(
+                m.Run(
                     id=f"run-{i:06d}",
                     contract_name=f"contract-{i % 25}",
                     service="checkout",
                     contract_text="",
+                    namespace=f"team-{i % 4}",
+                    face="bench",
+                    steps=5,
                     plan=PLAN,
                     meta={"face": "bench"},
                     state={"phase": "finished", "status": status},
@@ -277,7 +281,9 @@ def main() -> None:
             build_many_runs(many, args.runs)
         setup = time.perf_counter() - t
         rows = []
-        with TestClient(create_app(DashboardSettings(store=str(big)))) as c:
+        with TestClient(
+            create_app(DashboardSettings(store=f"sqlite:///{big}", dashboard_public_read=True))
+        ) as c:
             n = f"{args.looks:,} looks"
             rows.append(
                 (
@@ -303,7 +309,9 @@ def main() -> None:
                     None,
                 )
             )
-        with TestClient(create_app(DashboardSettings(store=str(many)))) as c:
+        with TestClient(
+            create_app(DashboardSettings(store=f"sqlite:///{many}", dashboard_public_read=True))
+        ) as c:
             n = f"{args.runs:,} runs"
             rows.append(("runs list `/`", n, *timed(c, "/", args.repeat, cold=True), TARGET_LIST_MS))
             rows.append(

@@ -66,6 +66,7 @@ def act(
     action: str,
     reason: str,
     origin: str,
+    default_namespace: str = "default",
 ) -> ActionResult:
     """Authorise, queue the engine input, audit. Raises ``AuthError`` or ``ActionError``."""
     if action not in ACTIONS:
@@ -76,7 +77,7 @@ def act(
     detail = reader.detail(run_id)
     if detail is None:
         raise ActionError(404, "no such run")
-    namespace = namespace_of(detail) or "default"
+    namespace = namespace_of(detail) or default_namespace
     gate_name = str(detail.meta.get("gate", "") or detail.summary.contract_name)
     try:
         auth.authorise(ident, namespace, gate_name)

@@ -236,7 +236,14 @@ def perform(
     try:
         ctx.auth.check_csrf(who, csrf)
         result = actions.act(
-            ctx.reader, ctx.auth, who, run_id=run_id, action=action, reason=reason, origin=origin
+            ctx.reader,
+            ctx.auth,
+            who,
+            run_id=run_id,
+            action=action,
+            reason=reason,
+            origin=origin,
+            default_namespace=ctx.settings.dashboard_kube_namespace,
         )
     except AuthError as exc:
         ctx.metrics.actions.labels(action, "refused").inc()

@@ -6,6 +6,8 @@ Other parts mount their routers on it (``include_integrations(app, router)`` or 
 
 from __future__ import annotations
 
+import logging
+import secrets
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gate.compose import open_store
 from gate.dashboard import api, pages
 from gate.dashboard.auth import Authenticator, TokenFile
 from gate.dashboard.deps import Context
@@ -24,17 +27,6 @@ from gate.dashboard.web import Metrics, Plumbing
 from gate.drivers.store import RunStore
 
 STATIC = Path(__file__).parent / "static"
-
-
-def open_store(url: str) -> RunStore:
-    """A store from a path or ``sqlite:///PATH`` (PostgreSQL once the store takes URLs)."""
-    if url.startswith("sqlite:///"):
-        url = url[len("sqlite:///") :]
-    if "://" in url:
-        raise ValueError(
-            f"--store {url.split('://', 1)[0]}://…: this store reads SQLite files (a path or sqlite:///PATH)"
-        )
-    return RunStore(url)
 
 
 def create_app(
@@ -54,10 +46,12 @@ def create_app(
             group=settings.dashboard_kube_group,
             resource=settings.dashboard_kube_resource,
         )
+    secret = settings.dashboard_secret.get_secret_value() if settings.dashboard_secret else ""
     auth = Authenticator(
-        secret=settings.dashboard_secret.get_secret_value(),
+        # Without a configured key, a random one: sessions end when the process does.
+        secret=secret or secrets.token_urlsafe(32),
         tokens=TokenFile(settings.dashboard_tokens_file) if settings.dashboard_tokens_file else None,
-        proxy_header=settings.dashboard_proxy_header,
+        proxy_header=settings.dashboard_proxy_header or "",
         reviewer=reviewer,  # type: ignore[arg-type]
     )
     metrics = Metrics()
@@ -107,6 +101,13 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(Plumbing, metrics=metrics)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app from ``GATE_*`` variables alone (what ``gate dashboard`` serves through uvicorn)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # one JSON line per request
+    return create_app(DashboardSettings())
 
 
 def include_integrations(app: FastAPI, router: APIRouter) -> None:

@@ -1,5 +1,5 @@
-"""Fast read-only queries over the run store's tables, for runs with thousands of looks and stores
-with thousands of runs (``RunStore.run_detail`` reads every record of a run; a page needs far less).
+"""Fast read-only queries over the run store's tables, for runs with thousands of looks
+(``RunStore.run_detail`` reads every record of a run; a page needs far less).
 
 A run page needs: the run's row; the last transitions; the effects that open and close load and
 chaos windows; the latest looks in full; for the charts the looks thinned to at most ``points``
@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import MetaData, Table, and_, create_engine, false, func, or_, select
+from sqlalchemy import MetaData, Table, create_engine, false, func, or_, select
 from sqlalchemy.engine import Engine
 
 from gate.drivers.store import (
@@ -67,57 +67,6 @@ class Queries:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
-
-    # ------------------------------------------------------------------------------------ runs
-
-    def runs(
-        self,
-        *,
-        limit: int,
-        offset: int,
-        status: str | None,
-        contract: str | None,
-        namespace: str | None,
-    ) -> tuple[list[RunSummary], int]:
-        engine, t = self._tables()
-        r = t["runs"]
-        where = []
-        if status:
-            where.append(r.c.status == status)
-        if contract:
-            where.append(r.c.contract_name == contract)
-        if namespace:
-            ns = func.json_extract(r.c.meta, "$.namespace")
-            where.append(
-                or_(
-                    ns == namespace,
-                    and_(ns.is_(None), r.c.contract_text.contains(f"\n  namespace: {namespace}\n")),
-                )
-            )
-        cond = and_(*where) if where else None
-        steps = func.coalesce(func.json_array_length(r.c.plan, "$.steps"), 0).label("steps")
-        cols = [
-            r.c.id,
-            r.c.contract_name,
-            r.c.service,
-            r.c.status,
-            r.c.phase,
-            r.c.step,
-            steps,
-            r.c.weight,
-            r.c.reason,
-            r.c.created_at,
-            r.c.updated_at,
-            r.c.finished_at,
-        ]
-        q = select(*cols).order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit).offset(offset)
-        cq = select(func.count()).select_from(r)
-        if cond is not None:
-            q, cq = q.where(cond), cq.where(cond)
-        with engine.connect() as c:
-            rows = c.execute(q).all()
-            total = int(c.execute(cq).scalar() or 0)
-        return [RunSummary(*row) for row in rows], total
 
     def looks(self, run_id: str, *, after: int, limit: int) -> list[LookRecord]:
         """Looks after ``after`` (oldest first), each with its verdicts."""
@@ -192,6 +141,8 @@ class Queries:
                 row["created_at"],
                 row["updated_at"],
                 row["finished_at"],
+                namespace=str(row.get("namespace") or ""),
+                face=str(row.get("face") or ""),
             )
             # Transitions: the recent ones with all their effects, and every one with a window effect.
             last_seq = int(row["last_seq"] or 0)

@@ -25,7 +25,11 @@ class _Target:
 
     def __init__(self) -> None:
         self._empty = tempfile.TemporaryDirectory(prefix="gate-dashboard-schema-")
-        self.app: Any = create_app(DashboardSettings(store=str(Path(self._empty.name) / "runs.sqlite")))
+        self.app: Any = create_app(
+            DashboardSettings(
+                store=f"sqlite:///{Path(self._empty.name) / 'runs.sqlite'}", dashboard_public_read=True
+            )
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
@@ -66,7 +70,7 @@ def test_the_openapi_describes_every_page_s_data(dashboard: Served) -> None:
 
 
 def test_bad_requests_get_a_4xx_that_says_what_and_where(dashboard: Served, demo: Demo) -> None:
-    rid = demo.run_id()
+    rid = demo.wait()
     u = dashboard.url
     auth = {"Authorization": f"Bearer {dashboard.token}"}
     with httpx.Client(timeout=10) as http:
@@ -91,7 +95,7 @@ def test_bad_requests_get_a_4xx_that_says_what_and_where(dashboard: Served, demo
         assert http.post(f"{u}/api/v1/runs/{rid}/actions/explode", headers=auth).status_code == 422
         # A finished run: nothing to act on (and nothing queued).
         done = http.post(f"{u}/api/v1/runs/{rid}/actions/abort", json={}, headers=auth)
-        assert done.status_code == 409 and "promoted" in done.json()["detail"]
+        assert done.status_code == 409 and demo.final().status in done.json()["detail"]
 
 
 def test_health_metrics_and_access_log(dashboard: Served, caplog: pytest.LogCaptureFixture) -> None:

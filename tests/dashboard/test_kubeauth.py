@@ -94,7 +94,10 @@ def test_the_dashboard_lets_rbac_decide_who_acts(api_server: RunningEmulator, tm
     with RunStore(tmp_path / "runs.sqlite") as store:
         run = paused_run(store)
         settings = DashboardSettings(
-            store=str(store.path), dashboard_kube_auth=True, dashboard_kube_host=api_server.url
+            store=f"sqlite:///{store.path}",
+            dashboard_public_read=True,
+            dashboard_kube_auth=True,
+            dashboard_kube_host=api_server.url,
         )
         meta_run = run.run_id
         app = create_app(settings, store=store)
