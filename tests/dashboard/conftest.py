@@ -209,3 +209,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         first = min(items.index(i) for i in items if "tests/dashboard" in str(i.fspath))
         rest = [i for i in items if i not in live]
         items[:] = rest[:first] + live + rest[first:]
+
+
+@pytest.fixture(scope="session")
+def reviews(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, RunStore]]:
+    """A dashboard over a store of its own, where the tests start runs of the real engine (the
+    demo's store is only read: the demo process is its one writer)."""
+    work = tmp_path_factory.mktemp("dashboard-reviews")
+    store = RunStore(work / "runs.sqlite")
+    try:
+        for served in serve(store, work / "tokens"):
+            yield served, store
+    finally:
+        store.close()

@@ -11,7 +11,6 @@ from gate.drivers.store import RunStore
 from tests.dashboard.conftest import Demo, Served, output_dir, until
 from tests.dashboard.engine_runs import paused_run
 
-
 FINAL = ("promoted", "rolled_back", "failed")
 
 
@@ -110,73 +109,73 @@ def _sign_in(page: Any, served: Served) -> None:
     assert served.reviewer in page.text_content("header")
 
 
-def test_a_reviewer_approves_and_aborts_in_the_browser(demo: Demo, dashboard: Served, page: Any) -> None:
-    with RunStore(demo.store) as store:
-        approved = paused_run(store)
-        aborted = paused_run(store)
-        page.goto(f"{dashboard.url}/runs/{approved.run_id}")
-        assert page.locator("#btn-approve").count() == 0  # not signed in: no action offered
-        _sign_in(page, dashboard)
+def test_a_reviewer_approves_and_aborts_in_the_browser(reviews: tuple[Served, RunStore], page: Any) -> None:
+    dashboard, store = reviews
+    approved = paused_run(store)
+    aborted = paused_run(store)
+    page.goto(f"{dashboard.url}/runs/{approved.run_id}")
+    assert page.locator("#btn-approve").count() == 0  # not signed in: no action offered
+    _sign_in(page, dashboard)
 
-        page.goto(f"{dashboard.url}/runs/{approved.run_id}")
-        page.fill("form.action input[name=reason]", "<b>latency fine</b> on production")
-        page.click("#btn-approve")
-        page.wait_for_selector("#audit-body tr:not(.empty)")
-        row = page.text_content("#audit-body")
-        assert dashboard.reviewer in row and "approve" in row and "<b>latency fine</b> on production" in row
-        final = approved.run()  # the engine consumes the reviewer's request from the inbox
-        assert final.status == "promoted" and final.weight == 100
-        resumes = [t for t in store.run_detail(approved.run_id).timeline if t.input_kind == "resume"]
-        assert [t.input["by"] for t in resumes] == [dashboard.reviewer]
-        # The page follows the engine live.
-        page.wait_for_selector("#run[data-status=promoted]", timeout=20_000)
+    page.goto(f"{dashboard.url}/runs/{approved.run_id}")
+    page.fill("form.action input[name=reason]", "<b>latency fine</b> on production")
+    page.click("#btn-approve")
+    page.wait_for_selector("#audit-body tr:not(.empty)")
+    row = page.text_content("#audit-body")
+    assert dashboard.reviewer in row and "approve" in row and "<b>latency fine</b> on production" in row
+    final = approved.run()  # the engine consumes the reviewer's request from the inbox
+    assert final.status == "promoted" and final.weight == 100
+    resumes = [t for t in store.run_detail(approved.run_id).timeline if t.input_kind == "resume"]
+    assert [t.input["by"] for t in resumes] == [dashboard.reviewer]
+    # The page follows the engine live.
+    page.wait_for_selector("#run[data-status=promoted]", timeout=20_000)
 
-        page.goto(f"{dashboard.url}/runs/{aborted.run_id}")
-        page.fill("form.action input[name=reason]", "error budget burning")
-        page.click("#btn-abort")
-        page.wait_for_selector("#audit-body tr:not(.empty)")
-        page.screenshot(path=str(output_dir() / "run-audit.png"), full_page=True)
-        final = aborted.run()
-        assert final.status == "rolled_back" and final.cause == "abort" and final.weight == 0
-        assert "abort" in page.text_content("#audit-body")
-
-
-def test_actions_are_refused_without_credentials_or_csrf(demo: Demo, dashboard: Served) -> None:
-    with RunStore(demo.store) as store:
-        run = paused_run(store)
-        url = f"{dashboard.url}/api/v1/runs/{run.run_id}/actions/approve"
-        inbox = store.count("inbox", run.run_id)
-        with httpx.Client(follow_redirects=False, timeout=10) as http:
-            assert http.post(url, json={"reason": "x"}).status_code == 401
-            assert http.post(url, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
-            assert http.post(url, headers={"Authorization": "Basic abc"}).status_code == 401
-            form = f"{dashboard.url}/runs/{run.run_id}/actions/abort"
-            assert http.post(form, data={"reason": "x"}).status_code == 401
-            # Signed in with a session cookie: a form without the CSRF token is refused.
-            login = http.post(f"{dashboard.url}/login", data={"token": dashboard.token})
-            assert login.status_code == 303 and "gate_session" in login.cookies
-            assert http.post(form, data={"reason": "x"}).status_code == 403
-            assert http.post(form, data={"reason": "x", "csrf": "0" * 64}).status_code == 403
-            assert http.post(url, json={"reason": "x"}).status_code == 403  # the API needs X-CSRF-Token too
-            assert store.count("inbox", run.run_id) == inbox  # nothing reached the engine
-            csrf = http.get(f"{dashboard.url}/api/v1/whoami").json()["csrf"]
-            ok = http.post(url, json={"reason": "fine"}, headers={"X-CSRF-Token": csrf})
-            assert ok.status_code == 202, ok.text
-            # A bearer token needs no CSRF token (a browser never sends one by itself).
-            http.cookies.clear()
-            again = http.post(url, headers={"Authorization": f"Bearer {dashboard.token}"}, json={})
-            assert again.status_code == 202
-        assert store.count("inbox", run.run_id) == inbox + 2
-        audit = httpx.get(f"{dashboard.url}/api/v1/runs/{run.run_id}/audit").json()["data"]
-        assert [a["action"] for a in audit] == ["approve", "approve"]
-        assert {a["actor"] for a in audit} == {dashboard.reviewer}
-        assert all(dashboard.token not in str(a) for a in audit)
+    page.goto(f"{dashboard.url}/runs/{aborted.run_id}")
+    page.fill("form.action input[name=reason]", "error budget burning")
+    page.click("#btn-abort")
+    page.wait_for_selector("#audit-body tr:not(.empty)")
+    page.screenshot(path=str(output_dir() / "run-audit.png"), full_page=True)
+    final = aborted.run()
+    assert final.status == "rolled_back" and final.cause == "abort" and final.weight == 0
+    assert "abort" in page.text_content("#audit-body")
 
 
-def test_names_and_reasons_with_markup_are_shown_as_text(demo: Demo, dashboard: Served, page: Any) -> None:
+def test_actions_are_refused_without_credentials_or_csrf(reviews: tuple[Served, RunStore]) -> None:
+    dashboard, store = reviews
+    run = paused_run(store)
+    url = f"{dashboard.url}/api/v1/runs/{run.run_id}/actions/approve"
+    inbox = store.count("inbox", run.run_id)
+    with httpx.Client(follow_redirects=False, timeout=10) as http:
+        assert http.post(url, json={"reason": "x"}).status_code == 401
+        assert http.post(url, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+        assert http.post(url, headers={"Authorization": "Basic abc"}).status_code == 401
+        form = f"{dashboard.url}/runs/{run.run_id}/actions/abort"
+        assert http.post(form, data={"reason": "x"}).status_code == 401
+        # Signed in with a session cookie: a form without the CSRF token is refused.
+        login = http.post(f"{dashboard.url}/login", data={"token": dashboard.token})
+        assert login.status_code == 303 and "gate_session" in login.cookies
+        assert http.post(form, data={"reason": "x"}).status_code == 403
+        assert http.post(form, data={"reason": "x", "csrf": "0" * 64}).status_code == 403
+        assert http.post(url, json={"reason": "x"}).status_code == 403  # the API needs X-CSRF-Token too
+        assert store.count("inbox", run.run_id) == inbox  # nothing reached the engine
+        csrf = http.get(f"{dashboard.url}/api/v1/whoami").json()["csrf"]
+        ok = http.post(url, json={"reason": "fine"}, headers={"X-CSRF-Token": csrf})
+        assert ok.status_code == 202, ok.text
+        # A bearer token needs no CSRF token (a browser never sends one by itself).
+        http.cookies.clear()
+        again = http.post(url, headers={"Authorization": f"Bearer {dashboard.token}"}, json={})
+        assert again.status_code == 202
+    assert store.count("inbox", run.run_id) == inbox + 2
+    audit = httpx.get(f"{dashboard.url}/api/v1/runs/{run.run_id}/audit").json()["data"]
+    assert [a["action"] for a in audit] == ["approve", "approve"]
+    assert {a["actor"] for a in audit} == {dashboard.reviewer}
+    assert all(dashboard.token not in str(a) for a in audit)
+
+
+def test_names_and_reasons_with_markup_are_shown_as_text(reviews: tuple[Served, RunStore], page: Any) -> None:
+    dashboard, store = reviews
     evil = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
-    with RunStore(demo.store) as store:
-        run = paused_run(store, reason=evil, service="<b>svc</b>")
+    run = paused_run(store, reason=evil, service="<b>svc</b>")
     resp = httpx.get(f"{dashboard.url}/runs/{run.run_id}")
     assert "script-src 'self'" in resp.headers["content-security-policy"]
     assert "<script>alert(2)" not in resp.text and "&lt;script&gt;alert(2)" in resp.text
