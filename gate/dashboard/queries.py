@@ -226,23 +226,29 @@ class Queries:
             chosen = [int(x["look"]) for x in look_rows]
             verdicts: dict[int, list[VerdictRecord]] = {}
             if chosen:
-                # One pass over the run's verdicts; reasons and numbers kept only where they are shown.
-                # (No ORDER BY: with an index on (run_id, look) SQLite then reads only these looks'
-                # verdicts; they are put in the store's order here.)
-                rows = (
-                    c.execute(select(vd).where(vd.c.run_id == run_id, vd.c.look.in_(chosen))).mappings().all()
-                )
-                for v in sorted(rows, key=lambda r: r["id"]):
-                    shown = v["look"] in full
-                    verdicts.setdefault(v["look"], []).append(
+                # Reasons and numbers (JSON to parse) only where they are shown: the latest looks.
+                full_rows = {
+                    v["id"]: v
+                    for v in c.execute(
+                        select(vd).where(vd.c.run_id == run_id, vd.c.look.in_(sorted(full)))
+                    ).mappings()
+                }
+                keys = c.execute(
+                    select(vd.c.id, vd.c.look, vd.c.objective, vd.c.sli, vd.c.source, vd.c.status).where(
+                        vd.c.run_id == run_id, vd.c.look.in_(chosen)
+                    )
+                ).all()
+                for vid, look, objective, sli, source, status in sorted(keys):
+                    f = full_rows.get(vid)
+                    verdicts.setdefault(look, []).append(
                         VerdictRecord(
-                            v["look"],
-                            v["objective"],
-                            v["sli"],
-                            v["source"],
-                            v["status"],
-                            (v["reason"] or "") if shown else "",
-                            dict(v["numbers"] or {}) if shown else {},
+                            look,
+                            objective,
+                            sli,
+                            source,
+                            status,
+                            (f["reason"] or "") if f is not None else "",
+                            dict(f["numbers"] or {}) if f is not None else {},
                         )
                     )
             looks = [
