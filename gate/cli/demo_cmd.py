@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gate.compose.reports import clip
 from gate.settings import mask_url
 
 EXIT_UNEXPECTED = 1
@@ -235,7 +236,7 @@ class _LiveView:
         sources = ", ".join(getattr(request, "sources", ()) or ()) or "no traffic"
         self.console.print(
             f"  {self._t()}    look {request.look} on {escape(sources)}: "
-            f"[{colour}]{result.action}[/{colour}] — {escape(reason)[:240]}"
+            f"[{colour}]{result.action}[/{colour}] — {escape(clip(reason, 240))}"
         )
 
 
@@ -274,7 +275,7 @@ def _report(console: Console, scenario: str, result: Any, store_path: Path | str
                 escape(str(v.get("objective", ""))),
                 escape(str(v.get("source", ""))),
                 f"[{style}]{escape(st)}[/{style}]" if style else escape(st),
-                escape(str(v.get("reason", "")))[:300],
+                escape(clip(str(v.get("reason", "")), 300)),
             )
         console.print(table)
     shown = mask_url(str(store_path)) if "://" in str(store_path) else str(store_path)
