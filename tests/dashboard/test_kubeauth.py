@@ -3,10 +3,17 @@ kmock's emulator over real HTTP, whose reactions answer the reviews the way an A
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
+import attrs
+import kmock
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,7 +22,6 @@ from gate.dashboard.kubeauth import KubeReviewer
 from gate.dashboard.settings import DashboardSettings
 from gate.drivers.store import RunStore
 from tests.dashboard.engine_runs import paused_run
-from tests.drivers.routers.kubeemu import RunningEmulator, serve_emulator
 
 REVIEWS = {"tokenreviews", "subjectaccessreviews"}
 
@@ -47,31 +53,54 @@ def _access_review(request: Any) -> dict[str, Any]:
     return {**request.data, "status": {"allowed": allowed, **({} if allowed else {"reason": "no RBAC rule"})}}
 
 
+@attrs.define(kw_only=True)
+class ReviewingAPI(kmock.KubernetesEmulator):
+    """kmock's emulator answering TokenReview and SubjectAccessReview as an API server does: the
+    review it was sent, with its status filled in, kept nowhere."""
+
+    async def _handle(self, request: Any) -> Any:
+        res = request.resource
+        if res is not None and res.plural in REVIEWS and str(request.method).upper().endswith("POST"):
+            answer = _token_review(request) if res.plural == "tokenreviews" else _access_review(request)
+            return aiohttp.web.json_response(answer, status=201)
+        return await super()._handle(request)
+
+
+@dataclass
+class RunningAPI:
+    url: str
+
+
 @pytest.fixture
-def api_server() -> Iterator[RunningEmulator]:
-    with serve_emulator() as env:
+def api_server() -> Iterator[RunningAPI]:
+    loop = asyncio.new_event_loop()
+    ready: dict[str, Any] = {}
+    started = threading.Event()
 
-        def react() -> None:
-            k = env.emulator
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with ReviewingAPI() as emulator, kmock.Server(emulator) as server:
+            ready.update(url=str(server.url).rstrip("/"), stop=stop)
+            started.set()
+            await stop.wait()
 
-            # Reviews are not objects: an API server keeps none (the emulator stores each, and would
-            # refuse the next nameless one with 409). Each answer forgets the stored review.
-            def forgetting(answer: Any) -> Any:
-                def react(request: Any) -> Any:
-                    for key in [key for key in k.objects if getattr(key[0], "plural", "") in REVIEWS]:
-                        del k.objects[key]
-                    return answer(request)
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(main())
 
-                return react
+    thread = threading.Thread(target=run, name="kube-reviews", daemon=True)
+    thread.start()
+    assert started.wait(20), "the emulator did not start"
+    try:
+        yield RunningAPI(ready["url"])
+    finally:
+        loop.call_soon_threadsafe(ready["stop"].set)
+        thread.join(20)
+        loop.close()
 
-            k["post /apis/authentication.k8s.io/v1/tokenreviews"] << forgetting(_token_review)
-            k["post /apis/authorization.k8s.io/v1/subjectaccessreviews"] << forgetting(_access_review)
 
-        env.call(react)
-        yield env
-
-
-def test_token_review_and_access_review_through_the_client(api_server: RunningEmulator) -> None:
+def test_token_review_and_access_review_through_the_client(api_server: RunningAPI) -> None:
     reviewer = KubeReviewer.connect(api_server.url)
     bob = reviewer.authenticate("token-of-bob")
     assert bob is not None and bob.name == "bob" and bob.groups == ("release-managers",) and bob.kube
@@ -90,7 +119,7 @@ def test_an_unreachable_api_server_refuses(tmp_path: Path) -> None:
     assert reviewer.authenticate("token-of-bob") is None  # fail closed, no exception
 
 
-def test_the_dashboard_lets_rbac_decide_who_acts(api_server: RunningEmulator, tmp_path: Path) -> None:
+def test_the_dashboard_lets_rbac_decide_who_acts(api_server: RunningAPI, tmp_path: Path) -> None:
     with RunStore(tmp_path / "runs.sqlite") as store:
         run = paused_run(store)
         settings = DashboardSettings(
