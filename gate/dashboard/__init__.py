@@ -1,0 +1,1 @@
+"""The reviewers' dashboard (FastAPI): runs, evidence, approve/abort/retry; and the drop-in endpoints."""
