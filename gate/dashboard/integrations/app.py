@@ -17,7 +17,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -119,7 +119,7 @@ class Integrations:
             )
         key = CheckKey(namespace, name, revision)
         known = self.book.get(key)
-        if known is not None and known.status != "error":
+        if known is not None and not self.book.retry_due(known):
             return known
         try:
             contract, library = contracts.load(contracts.find(self.settings.contracts, namespace, name))
@@ -140,6 +140,11 @@ class Integrations:
         )
         check, _new = self.book.start(key, contract, library, options)
         return check
+
+    def refused(self, endpoint: str, request: Request, exc: HTTPException) -> None:
+        """Audit a refused call: who, where, the status and why (shortened; never the body)."""
+        who = request.client.host if request.client else "?"
+        self.audit.record(endpoint=endpoint, client=who, status=exc.status_code, refused=str(exc.detail))
 
     async def wait(self, check: Check, seconds: float) -> None:
         seconds = min(max(seconds, 0.0), self.settings.max_wait)
@@ -177,14 +182,27 @@ def build(
     state = Integrations(settings or IntegrationsSettings(), book)
     router = APIRouter(prefix=PREFIX, tags=["integrations"])
 
-    def get_state() -> Integrations:
-        return state
-
-    State = Annotated[Integrations, Depends(get_state)]
+    s = state  # the endpoints' shared state, closed over (FastAPI resolves no local annotations)
 
     @router.post("/flagger/{hook}", response_class=PlainTextResponse)
-    async def flagger(hook: str, request: Request, s: State) -> Response:
+    async def flagger(hook: str, request: Request) -> Response:
         """A Flagger webhook of type `hook`; its status code is what Flagger acts on."""
+        try:
+            return await _flagger(hook, request)
+        except HTTPException as exc:
+            s.refused(f"flagger/{hook[:40]}", request, exc)
+            raise
+
+    @router.post("/argo/verdict")
+    async def argo(request: Request) -> JSONResponse:
+        """Argo Rollouts' web metric: the verdict of the revision's check as JSON."""
+        try:
+            return await _argo(request)
+        except HTTPException as exc:
+            s.refused("argo/verdict", request, exc)
+            raise
+
+    async def _flagger(hook: str, request: Request) -> Response:
         who = request.client.host if request.client else "?"
         if hook not in answers.HOOKS:
             raise HTTPException(
@@ -228,9 +246,7 @@ def build(
         s.audit.record(**audit, status=status, verdict=check.status, reason=check.reason)
         return PlainTextResponse(text, status_code=status)
 
-    @router.post("/argo/verdict")
-    async def argo(request: Request, s: State) -> JSONResponse:
-        """Argo Rollouts' web metric: the verdict of the revision's check as JSON."""
+    async def _argo(request: Request) -> JSONResponse:
         who = request.client.host if request.client else "?"
         credential = s.authenticate(request)
         raw = await s.body(request)

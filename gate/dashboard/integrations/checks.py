@@ -4,9 +4,10 @@ Flagger calls its hooks every analysis interval and Argo Rollouts measures every
 10 s timeout by default — far shorter than a check's load. So the first call about a revision (a key:
 namespace, contract, revision) starts the check in a worker thread; every call waits a bounded time for
 it and answers from what is known then. A finished check is kept (bounded, oldest forgotten first) so
-later hooks about the same revision read the same verdict; a check that ended in an infrastructure error
-is started again by the next call (errors are temporary). The check itself is `gate.engine.check.run_check`:
-the contract's load, chaos and judge, exactly as `gate check` runs them in CI.
+later hooks about the same revision read the same verdict; a check that ended in an infrastructure
+error is started again by the first call ``retry_after`` seconds later (errors are temporary). The
+check itself is `gate.engine.check.run_check`: the contract's load, chaos and judge, exactly as
+`gate check` runs them in CI.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Check:
     report: CheckReport | None = None
     failure: str | None = None
     progress: list[str] = field(default_factory=list)
+    ended_at: float | None = None
     on_inconclusive: str = "hold"
     """The contract's policy.onInconclusive: hold (wait for a person) or rollback."""
 
@@ -86,13 +88,19 @@ class CheckBook:
         keep: int = 256,
         runner: CheckRunner | None = None,
         workdir: Path | None = None,
+        retry_after: float = 10.0,
     ) -> None:
+        self.retry_after = retry_after
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gate-check")
         self._keep = keep
         self._runner = runner or _default_runner
         self._workdir = workdir
         self._lock = threading.Lock()
         self._checks: OrderedDict[CheckKey, Check] = OrderedDict()
+
+    def retry_due(self, check: Check) -> bool:
+        """An infrastructure error is tried again, but not before `retry_after` seconds."""
+        return check.status == "error" and time.time() - (check.ended_at or 0.0) >= self.retry_after
 
     def get(self, key: CheckKey) -> Check | None:
         with self._lock:
@@ -104,7 +112,7 @@ class CheckBook:
         """The check of `key`: the one known (running or finished), or a new one. True when new."""
         with self._lock:
             known = self._checks.get(key)
-            if known is not None and known.status != "error":
+            if known is not None and not self.retry_due(known):
                 self._checks.move_to_end(key)
                 return known, False
             check = Check(
@@ -126,6 +134,7 @@ class CheckBook:
             log.exception("gate check of %s failed", check.key)
             check.failure = f"{type(exc).__name__}: {str(exc)[:500]}"
         finally:
+            check.ended_at = time.time()
             check.done.set()
 
     def _forget_locked(self) -> None:

@@ -13,7 +13,7 @@ MAX_BODY = 64 * 1024
 class IntegrationsSettings(BaseSettings):
     """Where the contracts are, who may call, how long a call waits, where the audit goes."""
 
-    model_config = SettingsConfigDict(env_prefix="GATE_INTEGRATIONS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GATE_INTEGRATIONS_", extra="ignore", populate_by_name=True)
 
     token: SecretStr | None = Field(
         default=None,
