@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gate.compose import reports
+from gate.compose.check import EXIT_INFRA, EXIT_INVALID, CheckOptions, CheckReport, run_check
 from gate.contract import ContractError, SliLibrary, load_contract
-from gate.engine import reports
-from gate.engine.check import EXIT_INFRA, EXIT_INVALID, CheckOptions, CheckReport, run_check
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta", "skipped": "dim"}
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gate import boundedio
 from gate.contract import (
     ChaosExperiment,
     Contract,
@@ -45,8 +46,10 @@ def _contract_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             continue
         for candidate in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
             try:
-                head = candidate.read_bytes()[: 1024 * 1024]
-            except OSError:
+                # A bounded prefix of a regular file only: a symlink to /dev/zero or a FIFO named
+                # x.yaml is refused here (and reported by the loader), never read.
+                head = boundedio.read_prefix(candidate, 64 * 1024)
+            except boundedio.FileRefused:
                 files.append(candidate)
                 continue
             # In a folder only contracts are validated; chaos experiments and OpenAPI files sit beside them.

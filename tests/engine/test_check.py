@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from gate.cli.main import app
+from gate.compose.analysis import ContractAnalyst
+from gate.compose.judging import judge_look
 from gate.contract import SliLibrary, parse_contract
 from gate.drivers.promserver import ScrapeJob
-from gate.engine.analysis import ContractAnalyst
-from gate.engine.judging import judge_look
 from gate.engine.runner import LookRequest
 from gate.judge import Counts, Evidence, Samples, Window
 from tests.support.ports import free_port, wait_port

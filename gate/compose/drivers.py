@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.compose.adapters import ChaosRunner, LoadRunner
+from gate.compose.analysis import ContractAnalyst
 from gate.contract import Contract, SliLibrary
 from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
 from gate.drivers.diagnostics import DiagnosticsCapture, Target
 from gate.drivers.notify import Notifier, channels_from_contract
 from gate.drivers.prometheus import PrometheusClient
-from gate.engine.adapters import ChaosRunner, LoadRunner
-from gate.engine.analysis import ContractAnalyst
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,11 @@
-"""The run store: every run, transition, effect, look (decision, verdicts, evidence summary),
+"""FROZEN COPY of gate/drivers/store.py as it was on main at 48395a3 (schema_version 1, before migrations).
+
+The migration tests create stores with it, exactly as gate 0.1 wrote them, and open them with today's
+store. Do not edit it: it is the old schema's definition.
+
+The original docstring follows.
+
+The run store: every run, transition, effect, look (decision, verdicts, evidence summary),
 diagnostic and notification, in one SQLite file through SQLAlchemy 2.
 
 Durability is the point: the engine writes a transition (the state it leads to and the effects

@@ -9,7 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from gate.engine.check import Case, CheckReport
+from gate.compose.check import Case, CheckReport
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "error": "💥", "invalid": "⛔", "skipped": "⏭️"}
 

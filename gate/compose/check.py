@@ -5,7 +5,7 @@ against both at once (paired requests, marked with the synthetic header); its pe
 are the evidence, together with what Prometheus measured of the same window when a Prometheus is
 given. Then each chaos experiment the contract binds objectives to runs under the same load, and
 those objectives are judged on that window. The judge and the contract adapter are the rollout
-engine's (``gate.engine.judging``): the same evidence gives the same verdict in CI and in a rollout.
+engine's (``gate.compose.judging``): the same evidence gives the same verdict in CI and in a rollout.
 
 Exit codes: 0 pass, 1 fail, 2 invalid input, 3 inconclusive, 4 infrastructure error.
 """
@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import httpx
 
+from gate.compose.judging import ObjectiveNotJudgeable, applicable, fault_window, judge_look, overlay
 from gate.contract import Contract, Objective, SliLibrary
 from gate.contract import steps as contract_steps
 from gate.drivers.chaos import ChaosDriver, ExperimentError, FaultLedger, specs_from_contract
@@ -27,7 +28,6 @@ from gate.drivers.chaos.experiment import BuiltinFault
 from gate.drivers.load import LoadDriver, LoadPlan, LoadResult, PlanError
 from gate.drivers.load.evidence import load_evidence
 from gate.drivers.prometheus import PrometheusClient, PrometheusError, measure
-from gate.engine.judging import ObjectiveNotJudgeable, applicable, fault_window, judge_look, overlay
 from gate.engine.plan import DEFAULT_CHAOS_SECONDS
 from gate.judge import Counts, Evidence, FaultWindow, Histogram, Judgement, Status
 from gate.judge.pipeline import describe_evidence
