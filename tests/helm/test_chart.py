@@ -8,12 +8,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from tests.helm import tools
 from tests.helm.conftest import CHART, EXAMPLES, K8S_VERSION, Render, by_kind, one, run_helm
 
 VALUES = [None, *EXAMPLES]
 IDS = ["default", *[p.stem for p in EXAMPLES]]
 # Kinds that are not Kubernetes' own: checked by their own tests (the CRD's schema) or structurally here.
-CUSTOM_KINDS = {"ServiceMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
 
 
 def _files(values: Path | None) -> list[Path]:
@@ -92,9 +93,12 @@ def test_operator_runs_gate_operator_with_probes(render: Render, values: Path | 
     assert operator["readinessProbe"]["httpGet"]["path"] == "/readyz"
     port = operator["livenessProbe"]["httpGet"]["port"]
     assert port in {p["name"] for p in operator["ports"]}
-    names = {e["name"] for e in operator["env"]}
-    assert {"GATE_STORE", "GATE_PROMETHEUS_URL", "GATE_WORKDIR", "GATE_NAMESPACE"} <= names
-    assert all(n.startswith("GATE_") or n == "HOME" for n in names)
+    env = {e["name"]: e.get("value") for e in operator["env"]}
+    assert {"GATE_STORE", "GATE_PROMETHEUS_URL", "GATE_OPERATOR_WORKDIR", "GATE_OPERATOR_PROBE_PORT"} <= set(
+        env
+    )
+    assert int(env["GATE_OPERATOR_PROBE_PORT"]) == next(p["containerPort"] for p in operator["ports"])
+    assert all(n.startswith("GATE_") or n == "HOME" for n in env)
     service = one(docs, "Service", "-operator")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert set(service["spec"]["selector"].items()) <= set(pod_labels.items())
@@ -182,3 +186,60 @@ def test_values_schema_refuses_with_the_field(helm: Path, sets: list[str], words
     done = run_helm(helm, *args)
     assert done.returncode != 0
     assert words in done.stderr, done.stderr
+
+
+def test_watched_namespaces_and_debug_become_operator_flags(render: Render) -> None:
+    docs = render(sets=["watchNamespaces={shop,web}", "operator.logLevel=debug"])
+    operator = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    assert operator["args"] == ["operator", "--namespace", "shop", "--namespace", "web", "--verbose"]
+
+
+def test_several_replicas_peer_through_kopf(render: Render) -> None:
+    sets = ["operator.replicas=2", "store.type=postgres", "store.postgres.secretName=pg"]
+    docs = render(sets=sets)
+    env = {
+        e["name"]: e.get("value")
+        for e in one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    peering = one(docs, "ClusterKopfPeering")
+    assert env["GATE_OPERATOR_PEERING"] == peering["metadata"]["name"]
+    assert {d["metadata"]["name"] for d in by_kind(docs, "CustomResourceDefinition")} >= {
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    }
+    namespaced = render(sets=[*sets, "watchNamespaces={shop}", "operator.peering.createCrds=false"])
+    assert one(namespaced, "KopfPeering")["metadata"]["namespace"] == "shop"
+    assert not [d for d in by_kind(namespaced, "CustomResourceDefinition") if "kopf" in d["metadata"]["name"]]
+    assert not by_kind(render(), "ClusterKopfPeering")
+
+
+def _env_gate_reads() -> tuple[set[str], bool]:
+    """GATE_* variables gate reads: gate.settings, the integrations' settings, the operator's flags."""
+    import re
+
+    from gate.dashboard.integrations.settings import IntegrationsSettings
+    from gate.settings import Settings
+
+    names = {f"GATE_{n.upper()}" for n in Settings.model_fields}
+    for n, f in IntegrationsSettings.model_fields.items():
+        names.add(f"GATE_INTEGRATIONS_{n.upper()}")
+        choices = getattr(f.validation_alias, "choices", None) or []
+        names |= {c for c in choices if isinstance(c, str)}
+    operator_cli = tools.ROOT / "gate" / "cli" / "operator_cmd.py"
+    if operator_cli.exists():
+        names |= set(re.findall(r'envvar="(GATE_[A-Z_]+)"', operator_cli.read_text()))
+    return names, operator_cli.exists()
+
+
+@pytest.mark.parametrize("values", VALUES, ids=IDS)
+def test_every_gate_variable_the_chart_sets_is_one_gate_reads(render: Render, values: Path | None) -> None:
+    known, operator_here = _env_gate_reads()
+    docs = render(*_files(values), sets=["dashboard.enabled=true"] if values is None else [])
+    unread = set()
+    for _name, pod in _pod_specs(docs):
+        for c in pod["containers"]:
+            unread |= {e["name"] for e in c["env"] if e["name"].startswith("GATE_")} - known
+    pending = {n for n in unread if n.startswith("GATE_OPERATOR_")} if not operator_here else set()
+    assert unread - pending == set()
+    if pending:
+        pytest.skip(f"gate/cli/operator_cmd.py is not on this branch yet: {sorted(pending)} unchecked")

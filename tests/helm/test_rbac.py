@@ -127,7 +127,8 @@ def test_dashboard_may_review_tokens_only_when_enabled(render: Render) -> None:
         ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }
     assert not review & cluster(render())
-    assert review <= cluster(render(sets=["dashboard.enabled=true"]))
+    assert not review & cluster(render(sets=["dashboard.enabled=true"]))
+    assert review <= cluster(render(sets=["dashboard.enabled=true", "dashboard.kubeAuth=true"]))
 
 
 def test_no_wildcards_and_no_secrets(render: Render) -> None:

@@ -67,6 +67,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Settings every gate process in the release reads (gate.settings.Settings, prefix GATE_). */}}
 {{- define "gate.commonEnv" -}}
 {{- include "gate.storeEnv" . }}
+- name: GATE_WORKDIR
+  value: /var/lib/gate/work
 - name: GATE_PROMETHEUS_URL
   value: {{ .Values.prometheus.url | quote }}
 - name: GATE_PROMETHEUS_CONCURRENCY
@@ -75,10 +77,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.kubeApi.qps | quote }}
 - name: GATE_KUBE_BURST
   value: {{ .Values.kubeApi.burst | quote }}
-- name: GATE_WORKDIR
-  value: /var/lib/gate/work
-- name: GATE_LOG_LEVEL
-  value: {{ .Values.operator.logLevel | quote }}
 - name: HOME
   value: /tmp
 {{- end -}}
@@ -105,13 +103,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     - 0.0.0.0
     - --port
     - {{ .Values.dashboard.port | quote }}
+    {{- if not .Values.dashboard.publicRead }}
+    - --private
+    {{- end }}
+    {{- if .Values.dashboard.kubeAuth }}
+    - --kube-auth
+    {{- end }}
     {{- range .Values.dashboard.extraArgs }}
     - {{ . | quote }}
     {{- end }}
   env:
     {{- include "gate.commonEnv" . | nindent 4 }}
-    - name: GATE_DASHBOARD_PUBLIC_READ
-      value: {{ .Values.dashboard.publicRead | quote }}
     {{- if .Values.dashboard.tokensSecret.name }}
     - name: GATE_DASHBOARD_TOKENS_FILE
       value: /etc/gate/dashboard/{{ .Values.dashboard.tokensSecret.key }}

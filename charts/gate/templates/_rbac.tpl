@@ -87,7 +87,7 @@ dashboard:
 {{- if not .Values.watchNamespaces }}
 {{- range $catalog.operator.clusterwide }}{{ $rules = append $rules . }}{{ end -}}
 {{- end -}}
-{{- if .Values.dashboard.enabled }}
+{{- if and .Values.dashboard.enabled .Values.dashboard.kubeAuth }}
 {{- range $catalog.dashboard.cluster }}{{ $rules = append $rules . }}{{ end -}}
 {{- end -}}
 {{- toYaml $rules -}}

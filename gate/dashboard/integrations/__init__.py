@@ -3,7 +3,7 @@ webhook and web-metric calls (docs/integrations.md).
 
 Mount on the dashboard with ``app.include_router(integrations_router())``, or serve alone with
 ``create_integrations_app()``. Nothing here decides by itself: every answer comes from a real
-``gate check`` of the caller's revision (``gate.engine.check.run_check``).
+``gate check`` of the caller's revision (``gate.compose.check.run_check``).
 """
 
 from gate.dashboard.integrations.app import build, create_integrations_app, integrations_router

@@ -25,7 +25,7 @@ from gate.dashboard.integrations import answers, contracts
 from gate.dashboard.integrations.audit import AuditLog
 from gate.dashboard.integrations.checks import Check, CheckBook, CheckKey
 from gate.dashboard.integrations.settings import IntegrationsSettings
-from gate.engine.check import CheckOptions
+from gate.compose.check import CheckOptions
 
 PREFIX = "/integrations"
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -6,7 +6,7 @@ namespace, contract, revision) starts the check in a worker thread; every call w
 it and answers from what is known then. A finished check is kept (bounded, oldest forgotten first) so
 later hooks about the same revision read the same verdict; a check that ended in an infrastructure
 error is started again by the first call ``retry_after`` seconds later (errors are temporary). The
-check itself is `gate.engine.check.run_check`: the contract's load, chaos and judge, exactly as
+check itself is `gate.compose.check.run_check`: the contract's load, chaos and judge, exactly as
 `gate check` runs them in CI.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.contract import Contract, SliLibrary
-from gate.engine.check import CheckOptions, CheckReport, run_check
+from gate.compose.check import CheckOptions, CheckReport, run_check
 
 log = logging.getLogger(__name__)
 
