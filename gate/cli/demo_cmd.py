@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
 
 
-def demo_command(
+def demo_command(  # noqa: PLR0917 - typer options
     scenario: Annotated[
         str, typer.Option(help="good (promoted), regression (+25 % latency) or leak (task growth).")
     ] = "good",
@@ -68,6 +68,12 @@ def demo_command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the topology's files (logs, contract, data).")
     ] = False,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard", help="Then serve the dashboard on 127.0.0.1:8080 (read-only) until Ctrl-C."
+        ),
+    ] = False,
 ) -> None:
     """Run a real canary rollout on loopback and show how the gate decides."""
     console = Console(highlight=False)
@@ -79,6 +85,12 @@ def demo_command(
         raise typer.Exit(EXIT_INVALID)
     store = store or os.environ.get("GATE_STORE") or None
     code = run_demo(console, scenario, quick=quick, store_path=store, users=users, keep=keep)
+    if dashboard and code in (0, 1):
+        from gate.cli.dashboard_cmd import dashboard_command
+        from gate.demo.rollout import default_store_path
+
+        url = str(store or default_store_path())
+        dashboard_command(store=url if "://" in url else f"sqlite:///{Path(url).resolve()}", public_read=True)
     raise typer.Exit(code)
 
 
@@ -268,6 +280,13 @@ def _report(console: Console, scenario: str, result: Any, store_path: Path | str
         console.print(table)
     shown = mask_url(str(store_path)) if "://" in str(store_path) else str(store_path)
     console.print(f"  recorded as run [bold]{result.run_id}[/bold] in {shown} (the dashboard reads it)")
+    from gate.demo.rollout import default_store_path
+
+    store_flag = f" --store {shown}" if str(store_path) != str(default_store_path()) else ""
+    console.print(
+        f"  see it: [bold]gate dashboard --public-read{escape(store_flag)}[/bold], then "
+        f"[bold]http://127.0.0.1:8080/runs/{result.run_id}[/bold] (or gate demo --dashboard)"
+    )
     expected = EXPECTED[scenario]
     objective = EXPECTED_OBJECTIVE.get(scenario)
     on_evidence = objective is None or (result.cause == "verdict" and objective in result.reason)
