@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from gate.compose import RunParts, open_store, resume_run, start_run
+from gate.compose import RunParts, open_store, preflight_run, resume_run, start_run
 from gate.compose.reports import clip
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
@@ -115,6 +115,13 @@ def run(
         list[str] | None, typer.Option(help="On a failed canary, GET this path on it and keep the answer.")
     ] = None,
     live: Annotated[bool, typer.Option(help="Show the live view (off: one line per transition).")] = True,
+    preflight: Annotated[
+        bool, typer.Option(help="Check the route, permissions, Prometheus series and steps before starting.")
+    ] = True,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Run the preflight checks only (exit 0 ready, 1 not), then exit."),
+    ] = False,
     exit_when_held: Annotated[
         bool,
         typer.Option(
@@ -169,6 +176,9 @@ def run(
         except ValueError as exc:
             err.print(f"{escape(str(contract_path))}: metadata.annotations: {escape(str(exc))}")
             raise typer.Exit(EXIT_INVALID) from None
+
+    if (preflight or dry_run) and not resume:
+        _preflight(contract, settings, err, dry_run=dry_run)
 
     view = LiveView(contract.metadata.name)
     holder = f"gate-run/{socket.gethostname()}/{os.getpid()}"  # no other process drives the run meanwhile
@@ -233,6 +243,29 @@ def run(
             f"(or --abort), then continue with `{again} --resume {runner.run_id}`"
         )
     raise typer.Exit(EXIT_OF.get(final.status, 4))
+
+
+def _preflight(contract: Any, settings: Settings, err: Console, *, dry_run: bool) -> None:
+    """Refuse (exit 2, nothing changed) a rollout the preflight finds in the way; --dry-run stops here."""
+    problems = preflight_run(contract, settings)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        err.print(
+            f"[{colour}]preflight {p.severity}[/] [{escape(p.check)}] {escape(p.subject)}: "
+            f"{escape(p.message)}\n    → {escape(p.fix)}"
+        )
+    if dry_run:
+        err.print(
+            "[green]ready to roll out[/]" if not errors else f"[red]not ready[/]: {len(errors)} problem(s)"
+        )
+        raise typer.Exit(1 if errors else 0)
+    if errors:
+        err.print(
+            f"[red]not started[/]: {len(errors)} preflight problem(s); nothing was changed "
+            "(--no-preflight skips the checks)"
+        )
+        raise typer.Exit(EXIT_INVALID)
 
 
 def _drive(parts: RunParts, view: LiveView, *, live: bool, exit_when_held: bool) -> State | None:

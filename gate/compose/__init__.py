@@ -29,6 +29,8 @@ from gate.compose.drivers import Drivers, drivers_for
 from gate.contract import Contract, ContractError, SliLibrary, parse_contract
 from gate.drivers import kube
 from gate.drivers.diagnostics import Target
+from gate.drivers.preflight import Problem, preflight
+from gate.drivers.prometheus import PrometheusClient
 from gate.drivers.routers import Router, RouterError, router_for
 from gate.drivers.store import LeaseKeeper, RunStore, StoreError
 from gate.engine.clock import Clock, SystemClock
@@ -45,6 +47,7 @@ __all__ = [
     "contract_digest",
     "drivers_for",
     "open_store",
+    "preflight_run",
     "resume_run",
     "start_run",
 ]
@@ -70,13 +73,7 @@ def build_router(
     """The contract's router, with the cluster credentials the settings name; gate's own nginx is
     started (with the weights it had: 0 on a first run). Raises the router's error (or
     ``kube.KubePermanentError``) when it cannot be built — a face reports it and exits 2."""
-    options = kube.KubeOptions(
-        kubeconfig=None if settings.kubeconfig is None else str(settings.kubeconfig),
-        context=settings.kube_context,
-        namespace=settings.namespace,  # fills in what the contract leaves open; a contradiction is refused
-        qps=settings.kube_qps,
-        burst=settings.kube_burst,
-    )
+    options = _kube_options(settings)
     try:
         router = router_for(
             contract,
@@ -96,6 +93,28 @@ def build_router(
             hint="pass --kubeconfig/--context (or GATE_KUBECONFIG), or fix spec.router in the contract",
         ) from exc
     return router
+
+
+def preflight_run(contract: Contract, settings: Settings) -> list[Problem]:
+    """What stands in the way of rolling ``contract`` out (``gate.drivers.preflight``), with the
+    cluster and Prometheus the settings name; changes nothing."""
+    url = settings.prometheus_url or contract.spec.prometheus.url
+    client = PrometheusClient(url, timeout=5.0, retries=1) if url else None
+    try:
+        return preflight(contract, kube=_kube_options(settings), prometheus=client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _kube_options(settings: Settings) -> kube.KubeOptions:
+    return kube.KubeOptions(
+        kubeconfig=None if settings.kubeconfig is None else str(settings.kubeconfig),
+        context=settings.kube_context,
+        namespace=settings.namespace,  # fills in what the contract leaves open; a contradiction is refused
+        qps=settings.kube_qps,
+        burst=settings.kube_burst,
+    )
 
 
 @dataclass

@@ -102,7 +102,18 @@ def run_gate(tmp: Path, topology: dict[str, str], steps: str, *extra: str) -> tu
     try:
         result = CliRunner().invoke(
             app,
-            ["run", str(contract), "--store", str(store), "--nginx-prefix", str(prefix), *extra],
+            # The services have served no request yet, so Prometheus has no series: preflight would
+            # refuse (tested below); these tests are about the rollout itself.
+            [
+                "run",
+                str(contract),
+                "--store",
+                str(store),
+                "--nginx-prefix",
+                str(prefix),
+                "--no-preflight",
+                *extra,
+            ],
             catch_exceptions=False,
         )
     finally:
@@ -138,6 +149,7 @@ def test_gate_run_with_a_postgresql_store_promotes_and_keeps_the_records_there(
             app,
             [
                 *("run", str(contract), "--store", pg_url, "--nginx-prefix", str(prefix), "--no-live"),
+                "--no-preflight",
                 *("--workdir", str(tmp_path / "work")),
             ],
             catch_exceptions=False,
@@ -151,6 +163,28 @@ def test_gate_run_with_a_postgresql_store_promotes_and_keeps_the_records_there(
         assert run.status == "promoted" and run.weight == 100
         detail = store.run_detail(run.id)
         assert detail is not None and detail.looks and detail.meta["face"] == "cli"
+
+
+def test_preflight_refuses_a_rollout_prometheus_has_no_series_for_and_changes_nothing(
+    tmp_path: Path, topology: dict[str, str]
+) -> None:
+    # Nobody has sent these services a request: their latency histograms have no series yet.
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(CONTRACT.format(port=free_port(), steps="[10%, 100%]", **topology))
+    store, prefix = tmp_path / "runs.sqlite", tmp_path / "nginx"
+    args = ["run", str(contract), "--store", str(store), "--nginx-prefix", str(prefix)]
+    dry = CliRunner().invoke(app, [*args, "--dry-run"])
+    result = CliRunner().invoke(app, args)
+    if " ".join(result.output.split()).find("has no series") < 0:
+        pytest.skip("an earlier test sent the services requests: Prometheus has their series")
+    assert dry.exit_code == 1 and "not ready" in dry.output, dry.output
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "not started" in flat and "nothing was changed" in flat
+    assert not (prefix / "conf").exists()  # gate's nginx was never configured, let alone started
+    if store.exists():
+        with RunStore(store) as s:
+            assert s.list_runs() == []
 
 
 def test_gate_run_rolls_back_when_evidence_stays_inconclusive(
@@ -207,6 +241,7 @@ def test_a_rollout_in_progress_is_rolled_back_by_a_person(
         "--nginx-prefix",
         str(prefix),
         "--no-live",
+        "--no-preflight",
     ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -248,6 +283,7 @@ def test_a_held_run_exits_3_keeps_its_weight_and_a_person_decides_later(
     contract.write_text(text.replace("onInconclusive: rollback", "onInconclusive: hold"))
     store_path, prefix = tmp_path / "runs.sqlite", tmp_path / "nginx"
     base = ["run", str(contract), "--store", str(store_path), "--nginx-prefix", str(prefix), "--no-live"]
+    base.append("--no-preflight")  # the services have served no request: no series yet
     runner = CliRunner()
     try:
         held = runner.invoke(app, [*base, "--exit-when-held"], catch_exceptions=False)
