@@ -32,7 +32,15 @@ from rich.table import Table
 from gate.compose import RunParts, open_store, resume_run, start_run
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
-from gate.drivers.store import EXIT_STORE, StoreCorrupt, StoreError, StoreTooNew, StoreUnavailable
+from gate.drivers.store import (
+    EXIT_STORE,
+    LeaseKeeper,
+    StoreCorrupt,
+    StoreError,
+    StoreTooNew,
+    StoreUnavailable,
+    new_holder,
+)
 from gate.engine import codec
 from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
 from gate.engine.runner import LookOutcome, LookRequest, Runner
@@ -41,6 +49,7 @@ from gate.settings import Settings
 
 EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 5, "running": 3}
 EXIT_INVALID = 2
+LEASE_TTL = 30.0  # seconds a killed `gate run` on another machine keeps its run (on this one: none)
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
 
 
@@ -161,12 +170,23 @@ def run(
             raise typer.Exit(EXIT_INVALID) from None
 
     view = LiveView(contract.metadata.name)
+    # One driver per run: this process leases the run before it builds anything, and every write
+    # it makes is fenced by that lease (docs/store.md).
+    holder = new_holder()
+    keeper: LeaseKeeper | None = None
+    try:
+        run_store = open_store(settings.store)
+    except GateError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(_store_exit(exc)) from None
     try:
         if resume:
+            keeper = LeaseKeeper(run_store, resume, holder, ttl=LEASE_TTL)
+            keeper.start()
             parts, warnings = resume_run(
                 resume,
                 settings=settings,
-                store=settings.store,
+                store=run_store.fenced(holder),
                 contract_text=text,
                 observer=view.on_transition,
                 on_look=view.on_look,
@@ -178,7 +198,7 @@ def run(
                     contract,
                     text,
                     settings=settings,
-                    store=settings.store,
+                    store=run_store.fenced(holder, ttl=LEASE_TTL),
                     face="cli",
                     observer=view.on_transition,
                     on_look=view.on_look,
@@ -188,10 +208,15 @@ def run(
                 ),
                 [],
             )
+        if keeper is None:
+            keeper = LeaseKeeper(run_store, parts.runner.run_id, holder, ttl=LEASE_TTL)
+            keeper.start()  # a renewal: the run was leased to us when it was created
     except GateError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
-        broken_store = isinstance(exc, StoreUnavailable | StoreCorrupt | StoreTooNew)
-        raise typer.Exit(EXIT_STORE if broken_store else EXIT_INVALID) from None
+        if keeper is not None:
+            keeper.stop()
+        run_store.close()
+        raise typer.Exit(_store_exit(exc)) from None
     for note in [*parts.notes, *warnings]:
         err.print(f"[yellow]{escape(note)}[/]")
     runner = parts.runner
@@ -199,7 +224,14 @@ def run(
     err.print(
         f"run [bold]{runner.run_id}[/] · store {escape(_shown(settings))} · {escape(parts.router.describe())}"
     )
-    final = _drive(parts, view, live=live, exit_when_held=exit_when_held)
+    try:
+        final = _drive(parts, view, live=live, exit_when_held=exit_when_held)
+    except StoreError as exc:  # LeaseLost (another process took the run over), or the store broke
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(EXIT_STORE) from None
+    finally:
+        keeper.stop()
+        run_store.close()
     again = f"gate run {escape(str(contract_path))} --store {escape(_shown(settings))}"
     if final is None:
         err.print(
@@ -260,7 +292,7 @@ def _ask(store_url: str, approve: str | None, abort: str | None, err: Console) -
         store = open_store(store_url)
     except GateError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
-        raise typer.Exit(EXIT_INVALID) from None
+        raise typer.Exit(_store_exit(exc)) from None
     with store:
         try:
             store.request(run_id, codec.dump_input(event))
@@ -270,6 +302,11 @@ def _ask(store_url: str, approve: str | None, abort: str | None, err: Console) -
     err.print(
         f"asked run {run_id} to {'resume' if approve else 'roll back'}; its runner acts on its next tick"
     )
+
+
+def _store_exit(exc: GateError) -> int:
+    """EXIT_STORE for a store that is broken, unreachable or too new; EXIT_INVALID for the rest."""
+    return EXIT_STORE if isinstance(exc, StoreUnavailable | StoreCorrupt | StoreTooNew) else EXIT_INVALID
 
 
 def _store_url(value: str) -> str:
