@@ -29,11 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, case, cast, delete, false, func, select, update
+from sqlalchemy import Text, case, cast, delete, event, false, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gate import redact
 from gate.drivers.store import models as m
 from gate.drivers.store.errors import LeaseHeld, LeaseLost, RunFinished, StoreError
 from gate.drivers.store.records import (
@@ -80,6 +81,8 @@ class RunStore:
         self._holder: str | None = None
         self._lease_ttl: float | None = None
         self._engine: Engine = make_engine(self.url)
+        # Every statement's text parameters, ORM or not: no record keeps a password given in a URL.
+        event.listen(self._engine, "before_cursor_execute", _redact_parameters, retval=True)
         self._writer: Engine = self._engine.execution_options(**{WRITE: True})
         try:
             ensure_schema(self._engine, self.url)
@@ -880,3 +883,21 @@ def _field(item: Any, name: str, default: Any) -> Any:
     if isinstance(item, Mapping):
         return item.get(name, default)
     return getattr(item, name, default)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact.redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redacted(v) for v in value)
+    return value
+
+
+def _redact_parameters(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    """URL credentials (`user:password@`) masked in every string parameter (JSON columns arrive
+    serialised), whatever layer the text came from: contract text, reasons, errors, inputs."""
+    return statement, _redacted(parameters)
