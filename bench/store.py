@@ -33,6 +33,15 @@ from bench.report import write_section
 from gate.drivers.store import LookWrite, RunStore
 from gate.drivers.store import models as m
 
+NOTE = (
+    "\n\nFigures on this machine vary by up to 2× between runs minutes apart (load average 5–9 fr"
+    "om the other work on its 2 cores). Reading all 10,000 looks of a run with their 40,000 ver"
+    "dicts in one call does not fit the run page's 300 ms budget (≈0.6–1.4 s here): the dashboa"
+    "rd should read a page (`looks(limit=…)`, then `after_look=` for live updates) or the timel"
+    "ine without verdicts (`with_verdicts=False`), never `run_detail` of such a run. Checkpoint"
+    "s are not slowed by 160 MiB of stored diagnostics (their bytes are in `diagnostic_blobs`, "
+    "read only by `diagnostic_data`)."
+)
 STATE = {"phase": "stepping", "status": "running", "step": 2, "weight": 20, "reason": "holding at 20 %"}
 EVIDENCE = {"canary": {"production": {"n": 4000, "p95": 0.181}}, "stable": {"production": {"n": 39000}}}
 
@@ -222,7 +231,7 @@ def main() -> None:
     for n in names:
         cells = [f"{results[b][n][0]:.2f} / {results[b][n][1]:.2f}" for b in ("SQLite", "PostgreSQL")]
         lines.append(f"| {n} | {cells[0]} | {cells[1]} |")
-    body = "\n".join(lines)
+    body = "\n".join(lines) + NOTE
     print(body)
     if args.out:
         write_section(args.out, "bench-store", body)

@@ -15,9 +15,7 @@ rollout could not be carried out: a driver, errors, the deadline), 5 the run sto
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import time
 from pathlib import Path
 from types import FrameType
@@ -37,11 +35,12 @@ from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
 from gate.drivers.store import (
     EXIT_STORE,
-    LeaseLost,
+    LeaseKeeper,
     StoreCorrupt,
     StoreError,
     StoreTooNew,
     StoreUnavailable,
+    new_holder,
 )
 from gate.engine import codec
 from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
@@ -51,6 +50,7 @@ from gate.settings import Settings
 
 EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 6, "running": 3}
 EXIT_INVALID = 2
+LEASE_TTL = 30.0  # seconds a killed `gate run` on another machine keeps its run (on this one: none)
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
 
 
@@ -181,13 +181,23 @@ def run(
         _preflight(contract, settings, err, dry_run=dry_run)
 
     view = LiveView(contract.metadata.name)
-    holder = f"gate-run/{socket.gethostname()}/{os.getpid()}"  # no other process drives the run meanwhile
+    # One driver per run: this process leases the run before it builds anything, and every write
+    # it makes is fenced by that lease (docs/store.md).
+    holder = new_holder()
+    keeper: LeaseKeeper | None = None
+    try:
+        run_store = open_store(settings.store)
+    except GateError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(_store_exit(exc)) from None
     try:
         if resume:
+            keeper = LeaseKeeper(run_store, resume, holder, ttl=LEASE_TTL)
+            keeper.start()
             parts, warnings = resume_run(
                 resume,
                 settings=settings,
-                store=settings.store,
+                store=run_store.fenced(holder),
                 contract_text=text,
                 observer=view.on_transition,
                 on_look=view.on_look,
@@ -200,7 +210,7 @@ def run(
                     contract,
                     text,
                     settings=settings,
-                    store=settings.store,
+                    store=run_store.fenced(holder, ttl=LEASE_TTL),
                     face="cli",
                     observer=view.on_transition,
                     on_look=view.on_look,
@@ -211,10 +221,15 @@ def run(
                 ),
                 [],
             )
+        if keeper is None:
+            keeper = LeaseKeeper(run_store, parts.runner.run_id, holder, ttl=LEASE_TTL)
+            keeper.start()  # a renewal: the run was leased to us when it was created
     except GateError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
-        broken_store = isinstance(exc, StoreUnavailable | StoreCorrupt | StoreTooNew)
-        raise typer.Exit(EXIT_STORE if broken_store else EXIT_INVALID) from None
+        if keeper is not None:
+            keeper.stop()
+        run_store.close()
+        raise typer.Exit(_store_exit(exc)) from None
     for note in [*parts.notes, *warnings]:
         err.print(f"[yellow]{escape(note)}[/]")
     runner = parts.runner
@@ -222,7 +237,14 @@ def run(
     err.print(
         f"run [bold]{runner.run_id}[/] · store {escape(_shown(settings))} · {escape(parts.router.describe())}"
     )
-    final = _drive(parts, view, live=live, exit_when_held=exit_when_held)
+    try:
+        final = _drive(parts, view, live=live, exit_when_held=exit_when_held)
+    except StoreError as exc:  # LeaseLost (another process took the run over), or the store broke
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(EXIT_STORE) from None
+    finally:
+        keeper.stop()
+        run_store.close()
     again = f"gate run {escape(str(contract_path))} --store {escape(_shown(settings))}"
     if final is None:
         err.print(
@@ -295,9 +317,6 @@ def _drive(parts: RunParts, view: LiveView, *, live: bool, exit_when_held: bool)
         return final
     except KeyboardInterrupt:
         return None
-    except LeaseLost as exc:  # another process took the run over (this one stalled past its lease)
-        Console(stderr=True, highlight=False).print(f"[yellow]{escape(str(exc))}[/]")
-        return None
     finally:
         signal.signal(signal.SIGINT, previous)
         parts.close()
@@ -314,7 +333,7 @@ def _ask(store_url: str, approve: str | None, abort: str | None, err: Console) -
         store = open_store(store_url)
     except GateError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
-        raise typer.Exit(EXIT_INVALID) from None
+        raise typer.Exit(_store_exit(exc)) from None
     with store:
         try:
             store.request(run_id, codec.dump_input(event))
@@ -324,6 +343,11 @@ def _ask(store_url: str, approve: str | None, abort: str | None, err: Console) -
     err.print(
         f"asked run {run_id} to {'resume' if approve else 'roll back'}; its runner acts on its next tick"
     )
+
+
+def _store_exit(exc: GateError) -> int:
+    """EXIT_STORE for a store that is broken, unreachable or too new; EXIT_INVALID for the rest."""
+    return EXIT_STORE if isinstance(exc, StoreUnavailable | StoreCorrupt | StoreTooNew) else EXIT_INVALID
 
 
 def _store_url(value: str) -> str:

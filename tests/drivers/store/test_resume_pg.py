@@ -23,7 +23,14 @@ from tests.engine import test_resume as base
 ROOT = base.ROOT
 
 
-@pytest.mark.parametrize("script", [base.good, base.regression], ids=["promoted", "rolled-back"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(base.good, id="promoted"),
+        # The same walk over every point again (~30-50 s on 2 shared cores): in `make test`, not in -m "not slow".
+        pytest.param(base.regression, id="rolled-back", marks=pytest.mark.slow),
+    ],
+)
 def test_killed_at_every_point_the_run_resumes_exactly_on_postgresql(
     pg_url: str, script: Callable[..., Any]
 ) -> None:
