@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gate import boundedio, redact
 from gate.contract import (
     ChaosExperiment,
     Contract,
@@ -47,8 +48,10 @@ def _contract_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             continue
         for candidate in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
             try:
-                head = candidate.read_bytes()[: 1024 * 1024]
-            except OSError:
+                # A bounded prefix of a regular file only: a symlink to /dev/zero or a FIFO named
+                # x.yaml is refused here (and reported by the loader), never read.
+                head = boundedio.read_prefix(candidate, 64 * 1024)
+            except boundedio.FileRefused:
                 files.append(candidate)
                 continue
             # In a folder only contracts are validated; chaos experiments and OpenAPI files sit beside them.
@@ -299,7 +302,8 @@ def _explain(console: Console, contract: Contract, library: SliLibrary, window: 
         )
         console.print(f"  {track}: {escape(where)}")
     router = spec.router.type if spec.router else "none (gate check compares the two URLs)"
-    console.print(f"  router: {escape(router)}; Prometheus: {escape(spec.prometheus.url or 'none')}")
+    prometheus = redact.redact_url(spec.prometheus.url or "none")
+    console.print(f"  router: {escape(router)}; Prometheus: {escape(prometheus)}")
 
     if spec.load is not None:
         load = spec.load

@@ -7,7 +7,6 @@ seconds for latencies, plain numbers otherwise. Nothing here computes a verdict.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from gate.contract.errors import ContractError, Problem
+from gate.contract.jsonsrc import parse_json
 from gate.contract.models import Objective, Policy
 from gate.contract.pydantic_errors import problems_from_validation
 from gate.contract.yamlsrc import Source as YamlSource
@@ -296,36 +296,32 @@ def evidence_json_schema() -> dict[str, Any]:
     }
 
 
-MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""JSON evidence files are refused above this size, before they are parsed. 16 MiB holds about 800,000
+raw samples (four full entries of `MAX_SAMPLES`); beyond that, send histograms — the judge compresses
+large samples anyway, and parsing a bigger file would cost far more memory than the judgement."""
 MAX_YAML_BYTES = 1024 * 1024
 
 
 def parse_evidence(text: str, filename: str = "<evidence>") -> EvidenceDocument:
     """Validate an evidence file's text (JSON or YAML); `ContractError` lists every problem with its place.
 
-    JSON (up to 64 MiB) suits raw samples; YAML (up to 1 MiB) is read with the contract's guarded
-    parser, so problems carry line and column.
+    JSON (up to 16 MiB) suits raw samples: it is read strictly (a repeated key, a huge integer or deep
+    nesting is refused with its line and column). YAML (up to 1 MiB) is read with the contract's guarded
+    parser, so problems carry line and column too.
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         if size > MAX_JSON_BYTES:
             raise ContractError(
-                [Problem(filename, None, None, "", "evidence is larger than 64 MiB; send histograms")]
+                [Problem(filename, None, None, "", "evidence is larger than 16 MiB; send histograms")]
             )
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ContractError(
-                [Problem(filename, exc.lineno, exc.colno, "", f"JSON syntax: {exc.msg}")]
-            ) from None
-        except RecursionError:
-            raise ContractError([Problem(filename, None, None, "", "JSON nested too deeply")]) from None
-        source = YamlSource(filename=filename, data=data, tree=None)
+        source = YamlSource(filename=filename, data=parse_json(text, filename), tree=None)
     else:
         if size > MAX_YAML_BYTES:
             msg = (
-                "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 64 MiB) or histograms"
+                "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 16 MiB) or histograms"
             )
             raise ContractError([Problem(filename, None, None, "", msg)])
         source = parse_yaml(text, filename)
