@@ -38,7 +38,7 @@ from scipy import stats as sps
 
 from bench.report import write_section
 from gate.judge import Counts, Evidence, Histogram, Judgement, JudgePolicy, ObjectiveSpec, Samples, judge
-from gate.judge.planning import PROMETHEUS_DEFAULT_BUCKETS, recommended_buckets
+from gate.judge.planning import PROMETHEUS_DEFAULT_BUCKETS, needs, recommended_buckets
 from gate.judge.stats.quantiles import histogram_quantile
 
 Array = np.ndarray
@@ -572,7 +572,12 @@ def targets(rows: list[Row], timing: tuple[float, float]) -> list[str]:
         r = lognormal_aa[0]
         out.append(
             f"- A/A promoted after a median of ≤ 3,000 requests per track (lognormal): median {_num(r.median_requests)}"
-            f" ({_pct(r.early)} promoted before the horizon, by proof) — {_met(r.median_requests <= 3000)}."
+            f" ({_pct(r.early)} promoted before the horizon, by proof) — {_met(r.median_requests <= 3000)}. "
+            "Information limit: proving an unchanged canary within these objectives by the judge's own "
+            "bounds needs "
+            + "; ".join(f"{n.objective} {n.requests or 0:,}" for n in needs(OBJECTIVES, POLICY))
+            + " requests per track (`gate.judge.planning`, lognormal σ 0.5), all beyond 3,000 — and beyond the "
+            f"{HORIZON:,}-request horizon, so A/A is promoted at the horizon as no harm shown, with its MDE."
         )
     m110 = [r for r in gate if r.change == CHANGES["m110"].name and r.arm == "samples"]
     if m110:
@@ -698,7 +703,9 @@ def render(rows: list[Row], timing: tuple[float, float], args: argparse.Namespac
         f"(0.5 % errors on both tracks) beside it; contract-default policy (99 %, tolerance 5 %, "
         "inconclusiveLimit 3). Flagger-style: histogram_quantile(0.95) per 1-minute interval ≤ 1.2 × stable's "
         "true p95 and errors ≤ 1 %, rollback after 5 failed checks. Kayenta-style: histogram_quantile(0.95) "
-        "per tenth of the step for both tracks, Mann-Whitney at 98 % plus the tolerance, once at the step's end.",
+        "per tenth of the step for both tracks, Mann-Whitney at 98 % plus the tolerance, once at the step's end. "
+        "The p99-only ×1.5 rows leave the p95 unchanged: for this p95 objective they are no regression, so "
+        "their promotes are right (the samples arm judges a p99 objective too).",
         "",
         *_table(buckets),
         "",

@@ -40,6 +40,8 @@ from gate.demo.topology import Topology, TopologyConfig
 
 COMMAND = "make bench-rollback  (python -m bench.rollback --out docs/benchmarks.md)"
 TARGET_FORMULA = "2 × scrape interval + 5 s"
+ISSUE_TARGET = 5.0
+"""Issue 14: breach to rollback p95 ≤ 5 s."""
 MIN_EVIDENCE_REQUESTS = 50
 
 
@@ -231,6 +233,11 @@ def report(trials: list[Trial], setup: dict[str, Any]) -> str:
             f"| {len(trials)} | {len(times)} | {median:.2f} s | {p95:.2f} s | {max(times):.2f} s | ≤ {target:g} s ({TARGET_FORMULA}) |",
             "",
             f"The p95 {verdict} the target.",
+            "",
+            f"Issue 14's target, p95 ≤ {ISSUE_TARGET:g} s: {'met' if p95 <= ISSUE_TARGET else 'not met'} "
+            f"({p95:.2f} s). There is no recent window yet (the whole window since the weight changed is "
+            "judged); the bucket comparison by half-widths and the rank test on bucket counts see the "
+            "doubled latency sooner than the edge-to-edge rule did.",
         ]
         if p95 > target:
             lines.append(
