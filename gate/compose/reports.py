@@ -105,9 +105,9 @@ def to_junit(report: CheckReport) -> str:
         _case(suite, report, c)
     if extra:
         tc = ET.SubElement(suite, "testcase", {"name": "gate check", "classname": f"gate.{report.contract}"})
-        ET.SubElement(tc, "error", {"message": report.reason[:500], "type": report.status}).text = "\n".join(
-            report.problems or [report.reason]
-        )
+        message = clip(report.reason, 500)
+        error = ET.SubElement(tc, "error", {"message": message, "type": report.status})
+        error.text = "\n".join(report.problems or [report.reason])
     suites = ET.Element("testsuites", {"name": "gate"})
     suites.append(suite)
     ET.indent(suites)
@@ -125,7 +125,7 @@ def _case(suite: ET.Element, report: CheckReport, c: Case) -> None:
         },
     )
     detail = "\n".join(f"{k} = {v}" for k, v in c.numbers.items())
-    message = c.reason[:500]
+    message = clip(c.reason, 500)
     if c.status == "fail":
         ET.SubElement(
             tc, "failure", {"message": message, "type": "critical" if c.critical else "fail"}
@@ -173,9 +173,20 @@ def to_markdown(report: CheckReport) -> str:
     return redact.redact_text("\n".join(lines).rstrip() + "\n")
 
 
-def _md(text: str) -> str:
-    # Table cells must stay on one line and must not close the cell early.
-    return text.replace("|", "\\|").replace("\n", " ")[:400]
+def _md(text: str, limit: int = 400) -> str:
+    # Table cells must stay on one line and must not close the cell early; long text ends on a word.
+    return clip(text.replace("\n", " "), limit).replace("|", "\\|")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters, cut at a word boundary and marked with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(1, limit - 1)]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:") + "…"
 
 
 def _clean(value: Any) -> Any:

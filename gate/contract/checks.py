@@ -456,3 +456,25 @@ def _check_files(pieces: Pieces, base_dir: Path | None, report: _Report) -> None
         problem = _file_problem(pieces.load.locustfile, base_dir, "locustfile", "locust")
         if problem is not None:
             report.add(["spec", "load", "locustfile"], problem)
+
+
+def warnings(steps: list[Any]) -> list[tuple[str, str]]:
+    """Things that work but are probably not meant: (field path, message). Not errors: the
+    contract still loads. Today: a ladder that reaches 100 % with a mirror still on, so every
+    production request (POSTs included) would run twice on the canary until the run ends."""
+    out: list[tuple[str, str]] = []
+    mirror_at: int | None = None
+    for index, step in enumerate(steps):
+        if isinstance(step, Mirror):
+            mirror_at = index if step.percent > 0 else None
+        elif isinstance(step, SetWeight) and step.weight == 100 and mirror_at is not None:
+            out.append(
+                (
+                    f"spec.steps[{index}]",
+                    f"the ladder reaches 100% while the mirror of spec.steps[{mirror_at}] is still on: "
+                    "every production request would also be copied to the canary, so it runs twice; "
+                    "add `mirror: 0` before this step (gate turns the mirror off when the run ends)",
+                )
+            )
+            mirror_at = None
+    return out
