@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk postgresql
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback bench-store bench-dashboard lock clean
+.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback bench-store bench-dashboard bench-hostile lock clean
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -55,6 +55,9 @@ bench-judge: deps
 
 bench-load: debs deps
 	$(BIN)/python -m bench.load --out docs/benchmarks.md
+
+bench-hostile: deps
+	$(BIN)/python -m bench.hostile --out docs/benchmarks.md
 
 bench-rollback: debs deps
 	$(BIN)/python -m bench.rollback --out docs/benchmarks.md

@@ -76,6 +76,18 @@ def check_file(path: str | os.PathLike[str], limit: int, *, what: str = "input")
     return st
 
 
+def check_stream(path: str | os.PathLike[str], *, what: str = "log") -> None:
+    """Refuse what cannot be a stream of lines: devices (`/dev/zero` never ends), sockets, folders.
+    Regular files and FIFOs (a `kubectl logs -f` piped in) are what a streaming reader may follow."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FileRefused(path, f"cannot read: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        kind = _kind(st.st_mode)
+        raise FileRefused(path, f"is {kind}; give a regular {what} file, a FIFO or - (stdin)")
+
+
 def read_limited(path: str | os.PathLike[str], limit: int, *, what: str = "input") -> bytes:
     """The bytes of a regular file of at most `limit` bytes; `FileRefused` otherwise, before reading."""
     check_file(path, limit, what=what)

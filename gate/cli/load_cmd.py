@@ -279,6 +279,7 @@ def _bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
 
 
 def _report_log(plan: LoadPlan, source: str, console: Console, err: Console, output: str) -> None:
+    from gate import boundedio
     from gate.drivers.load.protocol import MAX_LINE
     from gate.drivers.load.result import aggregate
 
@@ -286,8 +287,12 @@ def _report_log(plan: LoadPlan, source: str, console: Console, err: Console, out
         if source == "-":
             result = aggregate(plan, _bounded_lines(sys.stdin.buffer, MAX_LINE))
         else:
+            boundedio.check_stream(source, what="log")  # /dev/zero would be read for ever
             with Path(source).open("rb") as fh:
                 result = aggregate(plan, _bounded_lines(fh, MAX_LINE))
+    except boundedio.FileRefused as exc:
+        err.print(f"--from-log: {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
     except OSError as exc:
         err.print(f"--from-log: cannot read {escape(source)}: {escape(exc.strerror or str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None

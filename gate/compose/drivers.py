@@ -21,7 +21,7 @@ from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
 from gate.drivers.diagnostics import DiagnosticsCapture, Target
 from gate.drivers.notify import Notifier, channels_from_contract
 from gate.drivers.prometheus import PrometheusClient
-from gate.drivers.prometheus.auth import client_for
+from gate.drivers.prometheus.auth import SecretReader, client_for
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,24 @@ def drivers_for(
     diagnostics: list[Target] | None = None,
     stable_url: str | None = None,
     canary_url: str | None = None,
+    secrets: SecretReader | None = None,
 ) -> Drivers:
-    """The drivers for a rollout of ``contract``; ``workdir`` keeps the fault ledger and driver files."""
+    """The drivers for a rollout of ``contract``; ``workdir`` keeps the fault ledger and driver files.
+
+    ``secrets`` reads a Kubernetes Secret key (name, key) -> value for `spec.prometheus.auth`; only the
+    operator has one to give, elsewhere a Secret reference is refused."""
     workdir.mkdir(parents=True, exist_ok=True)
     url = prometheus_url or contract.spec.prometheus.url
     # The contract's auth, headers and TLS apply to --prometheus too; credentials are read here, once.
     client = (
-        client_for(contract.spec.prometheus, url=url, base_dir=contract.base_dir, timeout=5.0, retries=1)
+        client_for(
+            contract.spec.prometheus,
+            url=url,
+            base_dir=contract.base_dir,
+            secrets=secrets,
+            timeout=5.0,
+            retries=1,
+        )
         if url
         else None
     )

@@ -158,3 +158,23 @@ def test_referenced_locustfile_and_experiment_must_be_regular_files(tmp_path: Pa
         "experiment file 'big.yaml' is 2.0 MiB; chaos experiment files are limited to 1.0 MiB"
         in result.output
     )
+
+
+@pytest.mark.timeout(60)
+def test_load_from_log_refuses_a_device_but_follows_a_fifo(tmp_path: Path) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text(
+        "apiVersion: perfgate.dev/v1alpha1\nkind: PerformanceContract\nmetadata: {name: c}\nspec:\n"
+        "  target: {stable: {url: 'http://s:1'}, canary: {url: 'http://c:1'}}\n"
+        "  load: {users: 1, duration: 10s, tasks: [{name: a, get: /}]}\n"
+        "  objectives: [{sli: http-latency, quantile: 0.95, max: 220ms}]\n"
+    )
+    result = runner.invoke(app, ["load", str(contract), "--from-log", "/dev/zero"])
+    assert result.exit_code == 2, result.output
+    assert (
+        "--from-log: /dev/zero: is a character device; give a regular log file, a FIFO or -" in result.output
+    )
+    boundedio.check_stream(contract)  # a regular file is fine
+    fifo = tmp_path / "log"
+    os.mkfifo(fifo)
+    boundedio.check_stream(fifo)  # and so is a FIFO (`kubectl logs -f ... > fifo`)
