@@ -32,7 +32,7 @@ _register()
 
 
 def _register_engine() -> None:
-    from gate.cli import check_cmd, config_cmd, demo_cmd, preflight_cmd, run_cmd, runs_cmd
+    from gate.cli import check_cmd, config_cmd, dashboard_cmd, demo_cmd, preflight_cmd, run_cmd, runs_cmd
 
     check_cmd.register(app)
     run_cmd.register(app)
@@ -40,6 +40,7 @@ def _register_engine() -> None:
     config_cmd.register(app)
     preflight_cmd.register(app)
     runs_cmd.register(app)
+    dashboard_cmd.register(app)
 
 
 _register_engine()
