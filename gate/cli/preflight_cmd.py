@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from gate.contract import ContractError, load_contract
 from gate.drivers.kube import KubeOptions
 from gate.drivers.preflight import Problem, preflight
+from gate.settings import get_settings
 
 EXIT_READY, EXIT_PROBLEMS, EXIT_INVALID = 0, 1, 2
 
@@ -61,7 +63,19 @@ def preflight_command(
             f"{escape(str(contract_path))}: cannot read the contract: {escape(exc.strerror or str(exc))}"
         )
         raise typer.Exit(EXIT_INVALID) from None
-    options = KubeOptions(kubeconfig=kubeconfig, context=context, namespace=namespace)
+    try:
+        settings = get_settings()  # GATE_KUBECONFIG, GATE_KUBE_CONTEXT, GATE_NAMESPACE, GATE_KUBE_QPS/BURST
+    except ValidationError as exc:
+        err.print(f"GATE_* environment: {escape(str(exc).splitlines()[0][:300])}; see `gate config`")
+        raise typer.Exit(EXIT_INVALID) from None
+    default_config = str(settings.kubeconfig) if settings.kubeconfig is not None else None
+    options = KubeOptions(
+        kubeconfig=kubeconfig or default_config,
+        context=context or settings.kube_context,
+        namespace=namespace or settings.namespace,
+        qps=settings.kube_qps,
+        burst=settings.kube_burst,
+    )
     problems = preflight(contract, kube=options)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:

@@ -311,7 +311,9 @@ class KubeClient:
         """The object as the API server has it (KubeNotFoundError when it does not exist)."""
         return self._send("get", ref, "GET", ref.resource.path(ref.namespace, ref.name))
 
-    read = get  # the name the routers used when this client retried by itself
+    def read(self, ref: ObjectRef) -> JSON:
+        """The same as `get` (the name the routers used when this client retried by itself)."""
+        return self.get(ref)
 
     def create(self, ref: ObjectRef, body: Mapping[str, Any]) -> JSON:
         """Create the object `body` (its metadata.name and namespace are set from `ref`)."""

@@ -79,6 +79,24 @@ def kube_client_verbs() -> dict[str, set[tuple[str, str]]]:
                 and (g := _generated(node.attr)) is not None
             ):
                 direct[fn.name].add((g[0], g[2]))
+            # The client's one transport call: self._send("<verb>", ref, METHOD, path, ..., sub="status").
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "_send"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                sub = next(
+                    (
+                        f"/{k.value.value}"
+                        for k in node.keywords
+                        if k.arg == "sub" and isinstance(k.value, ast.Constant)
+                    ),
+                    "",
+                )
+                direct[fn.name].add((node.args[0].value, sub))
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
@@ -101,8 +119,11 @@ def kube_client_verbs() -> dict[str, set[tuple[str, str]]]:
 
 def router_classes() -> dict[str, type]:
     """Router type (`spec.router.type`) → the class `router_for` builds for it, read from its branches."""
+    # router_for wraps the router `_bare_router` builds (in its promotion hand-over, when one is asked for).
     fn = next(
-        n for n in ast.walk(_tree(factory)) if isinstance(n, ast.FunctionDef) and n.name == "router_for"
+        n
+        for n in ast.walk(_tree(factory))
+        if isinstance(n, ast.FunctionDef) and n.name in ("router_for", "_bare_router") and _returns_routers(n)
     )
     found: dict[str, type] = {}
     for node in ast.walk(fn):
@@ -122,6 +143,10 @@ def router_classes() -> dict[str, type]:
                     found[rtype] = getattr(factory, func.id)
                     break
     return found
+
+
+def _returns_routers(fn: ast.FunctionDef) -> bool:
+    return any(isinstance(n, ast.If) and isinstance(n.test, ast.Call) for n in ast.walk(fn))
 
 
 def _client_calls(cls: type, methods: dict[str, set[tuple[str, str]]]) -> set[tuple[str, str]]:

@@ -211,3 +211,18 @@ def test_abort_and_approve_go_through_the_inbox_and_are_audited(tmp_path: Path) 
 def test_a_bad_store_url_is_invalid_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["runs", "--store", "mysql://x"])
     assert result.exit_code == 2, result.output
+
+
+def test_preflight_reads_the_kube_settings(
+    kubeconfig: Path, tmp_path: Path, prom_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gate.settings import get_settings
+
+    monkeypatch.setenv("GATE_KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("GATE_KUBE_CONTEXT", "emu")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["preflight", str(_write(tmp_path, prom_url))])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output

@@ -175,10 +175,13 @@ def test_only_the_kube_driver_imports_the_kubernetes_client() -> None:
     # through gate.drivers.kube, an allowed indirect import); this checks the direct imports.
     root = Path(__file__).resolve().parents[2] / "gate"
     pattern = re.compile(r"^\s*(import kubernetes|from kubernetes\b)", re.MULTILINE)
+    # The dashboard's reviewer authentication (TokenReview/SubjectAccessReview) is the one other
+    # place, as the import-linter contracts in pyproject.toml allow.
+    allowed = {root / "drivers" / "kube.py", root / "dashboard" / "kubeauth.py"}
     offenders = [
         str(p.relative_to(root.parent))
         for p in root.rglob("*.py")
-        if p != root / "drivers" / "kube.py" and pattern.search(p.read_text())
+        if p not in allowed and pattern.search(p.read_text())
     ]
     assert offenders == []
 

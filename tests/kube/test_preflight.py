@@ -167,3 +167,44 @@ def test_permissions_per_promotion_mode(prom_url: str) -> None:
     copy = base.model_copy(deep=True)
     copy.spec.promotion.mode = "copy"
     assert ("patch", "deployments") in [(p.verb, p.resource.plural) for p in permissions(copy, "shop")]
+
+
+@pytest.mark.parametrize(
+    ("router", "kind", "seed"),
+    [
+        (
+            "{type: istio, virtualService: checkout}",
+            "VirtualService",
+            "networking.istio.io/v1/virtualservices",
+        ),
+        ("{type: ingress-nginx, ingress: checkout}", "Ingress", "networking.k8s.io/v1/ingresses"),
+        ("{type: deployment}", "Deployment", "apps/v1/deployments"),
+    ],
+)
+def test_other_routers_missing_and_present(
+    kube_api: RunningKube, client: kube.KubeClient, prom_url: str, router: str, kind: str, seed: str
+) -> None:
+    from tests.drivers.routers import test_deployment_router as dep
+    from tests.drivers.routers import test_ingress_nginx as ing
+    from tests.drivers.routers import test_istio as ist
+
+    text = contract_text(prom_url).replace("{type: gateway-api, httpRoute: checkout}", router)
+    c = parse_contract(text)
+    missing = [p for p in _run(c, client, prom_url) if p.check == "route"]
+    assert (
+        missing
+        and missing[0].subject.startswith(f"{kind} shop/checkout")
+        and "does not exist" in missing[0].message
+    )
+    if kind == "VirtualService":
+        vs = {
+            **ist.SEED,
+            "spec": {**ist.SEED["spec"], "http": [{"route": [{"destination": {"host": "checkout"}}]}]},
+        }
+        kube_api.seed(seed, "shop", "checkout", vs)
+    elif kind == "Ingress":
+        kube_api.seed(seed, "shop", "checkout", ing.STABLE)
+    else:
+        kube_api.seed(seed, "shop", "checkout", dep.STABLE)
+        kube_api.seed(seed, "shop", "checkout-canary", dep.CANARY)
+    assert [p for p in _run(c, client, prom_url) if p.severity == "error"] == []

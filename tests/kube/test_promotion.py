@@ -103,6 +103,11 @@ def test_copy_hands_the_template_over_then_routes_back(
 
     kube_api.complete_rollout("shop", "checkout")  # the Deployment controller did its work
     done = router.finish("promoted")
+    final = as_written({k: v for k, v in kube_api.stored(D, "shop", "checkout").items() if k != "status"})
+    assert [p for p, _, _ in field_diff(STABLE, final)] == [
+        "spec.template.spec.containers[0].env[0].value",
+        "spec.template.spec.containers[0].image",
+    ]  # only the version changed hands: no annotation of gate's left
     assert done.done and done.state == RouteState(0, 0)
     route = as_written(kube_api.stored(gw.R, "shop", "checkout"))
     validate_crd(route)
@@ -151,6 +156,20 @@ def test_a_rollout_that_never_completes_times_out_with_the_traffic_kept(
         router.finish("promoted")
     assert info.value.permanent and "kubectl rollout status deployment/checkout -n shop" in info.value.hint
     assert router.read() == RouteState(100, 0)
+
+
+def test_a_rollback_during_a_copy_puts_the_stable_template_back(
+    kube_api: RunningKube, client: kube.KubeClient
+) -> None:
+    router = router_for(contract("copy"), kube_client=client)
+    _ladder(router)
+    assert not router.finish("promoted").done  # the template is copied, its rollout under way
+    copied = kube_api.stored(D, "shop", "checkout")
+    assert "perfgate.dev/promotion-original" in copied["metadata"]["annotations"]
+    assert router.finish("rolled_back").state == RouteState(0, 0)  # an abort meanwhile
+    stable = as_written({k: v for k, v in kube_api.stored(D, "shop", "checkout").items() if k != "status"})
+    assert field_diff(STABLE, stable) == []  # its own template back, gate's record gone
+    assert field_diff(gw.SEED, as_written(kube_api.stored(gw.R, "shop", "checkout"))) == []
 
 
 def test_rollback_never_hands_anything_over(kube_api: RunningKube, client: kube.KubeClient) -> None:

@@ -18,6 +18,8 @@ written again — so a restart simply carries on. Waiting longer than `promotion
 
 from __future__ import annotations
 
+import copy
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from gate.drivers.routers.kubecommon import JSON, api_errors
 
 Mode = Literal["route-only", "copy", "external"]
 GATE_PREFIX = "perfgate.dev/"
+ORIGINAL_TEMPLATE = "perfgate.dev/promotion-original"  # on the stable Deployment while a copy lasts
+MAX_ORIGINAL = 100_000
 
 
 class PromotionTimeout(RouterMisconfigured):
@@ -87,21 +91,67 @@ def rolled_out(deployment: JSON) -> tuple[bool, str]:
 
 def copy_template(stable: JSON, canary: JSON) -> JSON:
     """The stable Deployment with the canary's pod spec and pod annotations (mutates and returns it).
-    The stable template's labels stay: they must keep matching the stable Deployment's selector."""
+    The stable template's labels stay: they must keep matching the stable Deployment's selector.
+    When the template changes, the stable's own is kept in `ORIGINAL_TEMPLATE` until the hand-over
+    ends, so a rollback asked for meanwhile can put it back (`restore_template`)."""
     canary_template = canary.get("spec", {}).get("template") or {}
-    template = stable.setdefault("spec", {}).setdefault("template", {})
-    template["spec"] = canary_template.get("spec") or {}
+    current = stable.setdefault("spec", {}).setdefault("template", {})
+    wanted = copy.deepcopy(current)
+    wanted["spec"] = copy.deepcopy(canary_template.get("spec") or {})
     annotations = {
         k: v
         for k, v in ((canary_template.get("metadata") or {}).get("annotations") or {}).items()
         if not str(k).startswith(GATE_PREFIX)
     }
-    meta = template.setdefault("metadata", {})
+    pod_meta = wanted.setdefault("metadata", {})
     if annotations:
-        meta["annotations"] = annotations
+        pod_meta["annotations"] = annotations
     else:
-        meta.pop("annotations", None)
+        pod_meta.pop("annotations", None)
+    if wanted == current:
+        return stable  # already copied: nothing to write
+    meta = stable.setdefault("metadata", {})
+    if _original(stable) is None:
+        record = json.dumps(
+            {"template": current, "annotationsAbsent": meta.get("annotations") is None},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        if len(record) <= MAX_ORIGINAL:
+            if meta.get("annotations") is None:
+                meta["annotations"] = {}
+            meta["annotations"][ORIGINAL_TEMPLATE] = record
+    stable["spec"]["template"] = wanted
     return stable
+
+
+def _original(deployment: JSON) -> JSON | None:
+    raw = ((deployment.get("metadata") or {}).get("annotations") or {}).get(ORIGINAL_TEMPLATE)
+    if not isinstance(raw, str) or len(raw) > MAX_ORIGINAL * 2:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("template"), dict) else None
+
+
+def forget_original(deployment: JSON) -> JSON:
+    """Drop gate's record of the stable template (the hand-over is over); mutates and returns it."""
+    original = _original(deployment)
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    annotations.pop(ORIGINAL_TEMPLATE, None)
+    if original is not None and original.get("annotationsAbsent") and not annotations:
+        deployment["metadata"].pop("annotations", None)
+    return deployment
+
+
+def restore_template(deployment: JSON) -> JSON:
+    """The stable Deployment's own template back (a rollback during a copy); mutates and returns it."""
+    original = _original(deployment)
+    if original is not None:
+        deployment.setdefault("spec", {})["template"] = original["template"]
+    return forget_original(deployment)
 
 
 def scaled_to_zero(deployment: JSON) -> JSON:
@@ -154,7 +204,13 @@ class HandOver:
 
     def finish(self, outcome: Outcome) -> Finish:
         if outcome == "rolled_back":
-            return self.router.finish("rolled_back")
+            end = self.router.finish("rolled_back")
+            if self.mode == "copy":  # a copy begun before the rollback is undone
+                d = self.deployments
+                with api_errors(f"rollback: restoring Deployment {d.namespace}/{d.stable}'s template"):
+                    self.client.modify(d.stable_ref, restore_template)
+            self._since = None
+            return end
         if self._since is None:
             self._since = self._clock()
         state = self.router.set_mirror(0)  # no request runs twice while the hand-over waits
@@ -191,6 +247,7 @@ class HandOver:
         end = self.router.finish("rolled_back")  # stable (now the canary's version) takes 100 %
         if self.mode == "copy":
             with api_errors(f"promotion copy: scaling Deployment {d.namespace}/{d.canary} to zero"):
+                self.client.modify(d.stable_ref, forget_original)
                 self.client.modify(d.canary_ref, scaled_to_zero)
         self._since = None
         return Finish(True, end.state)
