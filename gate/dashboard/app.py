@@ -59,7 +59,7 @@ def create_app(
         title="gate dashboard",
         version="1",
         summary="What gate saw and decided, and the reviewers' actions.",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI loads its script from a CDN: neither allowed by the CSP nor offline
         redoc_url=None,
         openapi_url="/openapi.json",
     )
