@@ -351,11 +351,9 @@ def main() -> None:
             if target is None
             else (
                 f"≤ {target} ms: "
-                + (
-                    "met"
-                    if max(first, p95) <= target
-                    else ("met when cached" if p95 <= target else "**missed**")
-                )
+                # The process's first request (tables reflected, templates compiled) is shown apart.
+                + ("met" if p95 <= target else "**missed**")
+                + (f" (first request of the process {first:.0f} ms)" if first > target else "")
             )
         )
         lines.append(

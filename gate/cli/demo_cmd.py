@@ -283,9 +283,10 @@ def _report(console: Console, scenario: str, result: Any, store_path: Path | str
     from gate.demo.rollout import default_store_path
 
     store_flag = f" --store {shown}" if str(store_path) != str(default_store_path()) else ""
+    listen = escape(os.environ.get("GATE_DASHBOARD_LISTEN", "127.0.0.1:8080"))
     console.print(
         f"  see it: [bold]gate dashboard --public-read{escape(store_flag)}[/bold], then "
-        f"[bold]http://127.0.0.1:8080/runs/{result.run_id}[/bold] (or gate demo --dashboard)"
+        f"[bold]http://{listen}/runs/{result.run_id}[/bold] (or gate demo --dashboard)"
     )
     expected = EXPECTED[scenario]
     objective = EXPECTED_OBJECTIVE.get(scenario)

@@ -7,6 +7,7 @@ Other parts mount their routers on it (``include_integrations(app, router)`` or 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def create_app(
         title="gate dashboard",
         version="1",
         summary="What gate saw and decided, and the reviewers' actions.",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI loads its script from a CDN: neither allowed by the CSP nor offline
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -107,7 +108,14 @@ def from_environment() -> FastAPI:
     """The app from ``GATE_*`` variables alone (what ``gate dashboard`` serves through uvicorn)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")  # one JSON line per request
-    return create_app(DashboardSettings())
+    app = create_app(DashboardSettings())
+    if os.environ.get("GATE_INTEGRATIONS_TOKEN"):
+        # The Argo Rollouts / Flagger drop-in endpoints (gate.dashboard.integrations), when the
+        # deployment gives them their token (the Helm chart does when integrations are enabled).
+        from gate.dashboard.integrations import integrations_router
+
+        include_integrations(app, integrations_router())
+    return app
 
 
 def include_integrations(app: FastAPI, router: APIRouter) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gate.drivers.store import RunStore
 from tests.dashboard.engine_runs import paused_run
@@ -72,3 +73,19 @@ def test_bad_settings_exit_2_with_what_and_where(tmp_path: Path) -> None:
         timeout=60,
     )
     assert missing.returncode == 2 and "no such file" in " ".join(missing.stderr.split())
+
+
+def test_the_served_app_mounts_the_integrations_when_they_have_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from gate.dashboard.app import from_environment
+
+    monkeypatch.setenv("GATE_STORE", f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    monkeypatch.delenv("GATE_INTEGRATIONS_TOKEN", raising=False)
+    assert TestClient(from_environment()).post("/integrations/argo/verdict", json={}).status_code == 404
+    monkeypatch.setenv("GATE_INTEGRATIONS_TOKEN", "an-integrations-token")
+    http = TestClient(from_environment())
+    assert http.post("/integrations/argo/verdict", json={}).status_code == 401  # mounted, and guarded
+    assert http.get("/api/v1/runs").status_code == 401  # the dashboard's own routes beside them
