@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk postgresql
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback lock clean
+.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback bench-store bench-dashboard lock clean
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -58,6 +58,12 @@ bench-load: debs deps
 
 bench-rollback: debs deps
 	$(BIN)/python -m bench.rollback --out docs/benchmarks.md
+
+bench-store: debs deps
+	$(BIN)/python -m bench.store --out docs/benchmarks.md
+
+bench-dashboard: deps
+	$(BIN)/python -m bench.dashboard --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -58,11 +58,11 @@ def _kind(mode: int) -> str | None:
 def _check(path: str | os.PathLike[str], st: os.stat_result, limit: int, what: str) -> None:
     kind = _kind(st.st_mode)
     if kind is not None:
-        raise FileRefused(path, f"is {kind}, not a regular file; give the path of a {what} file")
+        raise FileRefused(path, f"is {kind}, not a regular file; give the path of a regular {what} file")
     if st.st_size > limit:
         raise FileRefused(
             path,
-            f"is {describe_size(st.st_size)}; a {what} file is limited to {describe_size(limit)}",
+            f"is {describe_size(st.st_size)}; {what} files are limited to {describe_size(limit)}",
         )
 
 

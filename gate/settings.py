@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         None, description="kubeconfig file (default: in-cluster account, $KUBECONFIG, ~/.kube/config)"
     )
     kube_context: str | None = Field(None, description="kubeconfig context (default: the current one)")
-    namespace: str | None = Field(None, description="Namespace of the routed objects (default: contract's)")
+    namespace: str | None = Field(None, description="Namespace of routed objects the contract leaves open")
     kube_qps: float = Field(20.0, gt=0, le=1000, description="Kubernetes API requests per second at most")
     kube_burst: int = Field(40, ge=1, le=10000, description="Kubernetes API requests in a burst at most")
 

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gate.compose.reports import clip
 from gate.settings import mask_url
 
 EXIT_UNEXPECTED = 1
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
 
 
-def demo_command(
+def demo_command(  # noqa: PLR0917 - typer options
     scenario: Annotated[
         str, typer.Option(help="good (promoted), regression (+25 % latency) or leak (task growth).")
     ] = "good",
@@ -67,6 +68,12 @@ def demo_command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the topology's files (logs, contract, data).")
     ] = False,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard", help="Then serve the dashboard on 127.0.0.1:8080 (read-only) until Ctrl-C."
+        ),
+    ] = False,
 ) -> None:
     """Run a real canary rollout on loopback and show how the gate decides."""
     console = Console(highlight=False)
@@ -78,6 +85,12 @@ def demo_command(
         raise typer.Exit(EXIT_INVALID)
     store = store or os.environ.get("GATE_STORE") or None
     code = run_demo(console, scenario, quick=quick, store_path=store, users=users, keep=keep)
+    if dashboard and code in (0, 1):
+        from gate.cli.dashboard_cmd import dashboard_command
+        from gate.demo.rollout import default_store_path
+
+        url = str(store or default_store_path())
+        dashboard_command(store=url if "://" in url else f"sqlite:///{Path(url).resolve()}", public_read=True)
     raise typer.Exit(code)
 
 
@@ -223,7 +236,7 @@ class _LiveView:
         sources = ", ".join(getattr(request, "sources", ()) or ()) or "no traffic"
         self.console.print(
             f"  {self._t()}    look {request.look} on {escape(sources)}: "
-            f"[{colour}]{result.action}[/{colour}] — {escape(reason)[:240]}"
+            f"[{colour}]{result.action}[/{colour}] — {escape(clip(reason, 240))}"
         )
 
 
@@ -262,11 +275,18 @@ def _report(console: Console, scenario: str, result: Any, store_path: Path | str
                 escape(str(v.get("objective", ""))),
                 escape(str(v.get("source", ""))),
                 f"[{style}]{escape(st)}[/{style}]" if style else escape(st),
-                escape(str(v.get("reason", "")))[:300],
+                escape(clip(str(v.get("reason", "")), 300)),
             )
         console.print(table)
     shown = mask_url(str(store_path)) if "://" in str(store_path) else str(store_path)
     console.print(f"  recorded as run [bold]{result.run_id}[/bold] in {shown} (the dashboard reads it)")
+    from gate.demo.rollout import default_store_path
+
+    store_flag = f" --store {shown}" if str(store_path) != str(default_store_path()) else ""
+    console.print(
+        f"  see it: [bold]gate dashboard --public-read{escape(store_flag)}[/bold], then "
+        f"[bold]http://127.0.0.1:8080/runs/{result.run_id}[/bold] (or gate demo --dashboard)"
+    )
     expected = EXPECTED[scenario]
     objective = EXPECTED_OBJECTIVE.get(scenario)
     on_evidence = objective is None or (result.cause == "verdict" and objective in result.reason)

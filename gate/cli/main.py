@@ -32,12 +32,15 @@ _register()
 
 
 def _register_engine() -> None:
-    from gate.cli import check_cmd, config_cmd, demo_cmd, run_cmd
+    from gate.cli import check_cmd, config_cmd, dashboard_cmd, demo_cmd, preflight_cmd, run_cmd, runs_cmd
 
     check_cmd.register(app)
     run_cmd.register(app)
     demo_cmd.register(app)
     config_cmd.register(app)
+    preflight_cmd.register(app)
+    runs_cmd.register(app)
+    dashboard_cmd.register(app)
 
 
 _register_engine()

@@ -9,8 +9,8 @@ This face only parses, calls the composition (``gate.compose``) and renders: the
 drivers and the store are built there.
 
 Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 held, 4 failed (rolled back because the
-rollout could not be carried out: a driver, errors, the deadline), 5 rollback failed (traffic may
-still reach the canary).
+rollout could not be carried out: a driver, errors, the deadline), 5 the run store is unreachable,
+6 rollback failed (traffic may still reach the canary).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from gate.compose import RunParts, open_store, resume_run, start_run
+from gate.compose.reports import clip
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
 from gate.drivers.store import EXIT_STORE, StoreCorrupt, StoreError, StoreTooNew, StoreUnavailable
@@ -39,7 +40,7 @@ from gate.engine.runner import LookOutcome, LookRequest, Runner
 from gate.errors import GateError
 from gate.settings import Settings
 
-EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 5, "running": 3}
+EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 6, "running": 3}
 EXIT_INVALID = 2
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
 
@@ -80,7 +81,7 @@ def run(
         str | None, typer.Option(help="kubeconfig context [env GATE_KUBE_CONTEXT; default: current].")
     ] = None,
     namespace: Annotated[
-        str | None, typer.Option(help="Namespace of the routed objects [env GATE_NAMESPACE].")
+        str | None, typer.Option(help="Namespace if the contract names none [env GATE_NAMESPACE].")
     ] = None,
     fault_proxy: Annotated[
         str | None,
@@ -114,7 +115,7 @@ def run(
 ) -> None:
     """Carry the canary through the contract's steps: weights, mirror, load, chaos, continuous
     analysis; promote or roll back. Exit 0 promoted, 1 rolled back, 2 invalid, 3 held, 4 failed,
-    5 rollback failed."""
+    5 store unreachable, 6 rollback failed (traffic may still reach the canary)."""
     err = Console(stderr=True, highlight=False)
     try:
         settings = Settings.from_flags(
@@ -209,6 +210,11 @@ def run(
         raise typer.Exit(EXIT_OF["running"])
     style = "green" if final.status == "promoted" else "red"
     Console(highlight=False).print(f"[bold {style}]{final.status}[/]: {escape(final.reason)}")
+    if final.status == "rollback_failed":
+        err.print(
+            f"[red bold]gate could not take traffic off the canary[/] ({escape(parts.router.describe())}): "
+            "send 100 % to stable by hand, then fix what the message names"
+        )
     if final.status == "held":
         err.print(
             f"the canary stays at {final.weight}%. Decide with `{again} --approve {runner.run_id}` "
@@ -338,6 +344,8 @@ class LiveView:
             f"[bold]{s.weight}%[/] · mirror {s.mirror}% · looks {s.looks}"
             + (f" · chaos [bold]{escape(s.chaos)}[/]" if s.chaos else "")
             + (" · load running" if s.load else "")
+            + (f" · [yellow]last change took effect {s.late:.1f}s late[/]" if s.late >= 1.0 else "")
+            + (f" · [yellow]waiting for {s.applying.replace('_', ' ')}[/]" if s.applying else "")
         )
         steps = Table(show_header=True, expand=False, box=None)
         steps.add_column("#")
@@ -364,7 +372,7 @@ class LiveView:
                     escape(str(v.get("objective", ""))),
                     str(v.get("source", "")),
                     f"[{_STYLE.get(status, '')}]{status}[/]",
-                    escape(str(v.get("reason", "")))[:300],
+                    escape(clip(str(v.get("reason", "")), 300)),
                 )
             parts.append(verdicts)
         if self.waiting:

@@ -72,6 +72,11 @@ def build_router(
     ``kube.KubePermanentError``) when it cannot be built — a face reports it and exits 2."""
     spec = contract.spec.router
     client = kube_client
+    if settings.namespace and not contract.metadata.namespace:
+        # The contract's own namespaces (spec.router.namespace, metadata.namespace) win over the flag.
+        contract = contract.model_copy(
+            update={"metadata": contract.metadata.model_copy(update={"namespace": settings.namespace})}
+        )
     try:
         if client is None and spec is not None and not isinstance(spec, NginxRouterSpec):
             client = kube.connect(

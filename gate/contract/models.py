@@ -813,6 +813,27 @@ class Policy(Model):
     notify: list[Notify] = Field(default_factory=list, description="Where decisions are announced.")
 
 
+# --- promotion -----------------------------------------------------------------------------------
+
+
+class Promotion(Model):
+    """What "promoted" hands over once the last step has passed (docs/kubernetes.md#promotion)."""
+
+    mode: Literal["route-only", "copy", "external"] = Field(
+        default="route-only",
+        description="route-only: the route is left at canary 100 % (you promote the stable Deployment "
+        "yourself); copy: gate copies the canary's pod template into the stable Deployment, waits for its "
+        "rollout, routes 100 % back to stable and scales the canary to zero (as Flagger does); external: "
+        "gate waits until the stable Deployment runs the canary's images (a GitOps tool promotes), then "
+        "routes back to stable.",
+    )
+    timeout: Duration = Field(
+        default=600.0,
+        gt=0,
+        description="How long copy/external wait for the stable Deployment to run the canary's version.",
+    )
+
+
 # --- spec and contract ---------------------------------------------------------------------------
 
 
@@ -840,9 +861,29 @@ class Spec(Model):
     )
     steps: list[Step] = Field(default_factory=list, description="The rollout ladder.")
     policy: Policy = Field(default_factory=Policy, description="How verdicts become decisions.")
+    promotion: Promotion = Field(
+        default_factory=Promotion, description="What a promotion hands over to the stable version."
+    )
     slis: dict[str, SliTemplate] = Field(
         default_factory=dict, description="The contract's own SLI templates."
     )
+
+    @model_validator(mode="after")
+    def _promotion_needs_deployments(self) -> Spec:
+        mode = self.promotion.mode
+        if mode == "route-only":
+            return self
+        if isinstance(self.router, NginxRouter):
+            raise ValueError(
+                f"promotion.mode {mode} hands over Kubernetes Deployments; the nginx router runs outside "
+                "Kubernetes: use mode route-only"
+            )
+        if not self.target.stable.deployment or not self.target.canary.deployment:
+            raise ValueError(
+                f"promotion.mode {mode} needs target.stable.deployment and target.canary.deployment "
+                "(the Deployments whose versions it hands over)"
+            )
+        return self
 
     @field_validator("chaos")
     @classmethod

@@ -12,8 +12,14 @@ Results feed back through the store's inbox, so a runner started on an existing 
 crash, a kill, a reboot) first re-applies the effects intended and not done, then consumes the
 inputs waiting, then ticks on: no step repeated or skipped, no record lost.
 
-Rollback is never blocked: its router calls are retried here a few times, and a rollback that still
-fails is repeated by the machine on every tick until it holds.
+The runner is driven from outside: ``advance(now)`` does what is due and returns when to call it
+again; ``run()`` is the CLI's thin loop over it and ``clock.sleep``. It imports no driver: what it
+needs is stated in ``gate.engine.ports`` and handed in by the composition (``gate.compose``).
+
+Driver calls go through ``gate.errors.retry_call`` (``EFFECT_RETRY``: bounded attempts and total
+time; a permanent error is not retried). Rollback is never blocked: every part is attempted each
+time; a rollback that still fails is repeated by the machine on every tick, until it holds or the
+machine gives up on it (a permanent error, or its attempt budget): ``rollback_failed``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from gate.engine import codec
 from gate.engine.clock import Clock
 from gate.engine.machine import (
     Abort,
+    Applied,
     CaptureDiagnostics,
     Effect,
     EffectFailed,
@@ -320,14 +327,15 @@ class Runner:
     def _carry_out(self, effect: Effect) -> tuple[bool, str, Input | None, LookWrite | None]:
         """Apply one effect: (ok, error, input fed back to the machine, look records)."""
         now = self.clock.now
-        if isinstance(effect, SetWeight):
-            weight = effect.percent
-            err = self._retry(lambda: self.router.set_weight(weight))
-            return _outcome(err, EffectFailed(at=now(), effect=effect.kind, error=err))
-        if isinstance(effect, SetMirror):
-            mirror = effect.percent
-            err = self._retry(lambda: self.router.set_mirror(mirror))
-            return _outcome(err, EffectFailed(at=now(), effect=effect.kind, error=err))
+        if isinstance(effect, SetWeight | SetMirror):
+            # The step's clock and its evidence window start when the router confirms: Applied.
+            percent, kind = effect.percent, effect.kind
+            change = self.router.set_weight if isinstance(effect, SetWeight) else self.router.set_mirror
+            err = self._retry(lambda: change(percent), f"{kind}({percent})")
+            if err:
+                failed = EffectFailed(at=now(), effect=kind, error=err, permanent=self.last_permanent)
+                return (False, err, failed, None)
+            return (True, "", Applied(at=now(), effect=kind, percent=percent), None)
         if isinstance(effect, StartLoad):
             if self.load is None:
                 return _outcome("no load driver", EffectFailed(now(), effect.kind, "no load driver"))
@@ -335,7 +343,7 @@ class Runner:
             err = self._once(lambda: load.start(step, duration))
             return _outcome(err, EffectFailed(at=now(), effect=effect.kind, error=err))
         if isinstance(effect, StopLoad):
-            err = "" if self.load is None else self._retry(self.load.stop)
+            err = "" if self.load is None else self._retry(self.load.stop, "stop load")
             return (not err, err, None, None)  # a load that will not stop ends by its own duration
         if isinstance(effect, StartChaos):
             if self.chaos is None:
@@ -347,7 +355,7 @@ class Runner:
             if self.chaos is None:
                 return (True, "", None, None)
             chaos, name = self.chaos, effect.experiment
-            err = self._retry(lambda: chaos.stop(name))
+            err = self._retry(lambda: chaos.stop(name), f"stop chaos {name}")
             return _outcome(err, EffectFailed(now(), effect.kind, err, detail=effect.experiment))
         if isinstance(effect, Measure):
             return self._measure(effect)
@@ -389,6 +397,7 @@ class Runner:
             reason=outcome.reason,
             errors=outcome.errors,
             basis=outcome.basis,
+            drivers=decision_basis(outcome),
         )
         return (True, "", judged, write)
 
@@ -454,6 +463,7 @@ class Runner:
         # Every part is attempted even when an earlier one fails: faults are undone and load is
         # stopped even if the router does not answer, and the other way round.
         errors: list[str] = []
+        permanent = False
         for name, call in (
             ("set_weight(0)", lambda: self.router.set_weight(0)),
             ("set_mirror(0)", lambda: self.router.set_mirror(0)),
@@ -461,14 +471,16 @@ class Runner:
             ("undo faults", (self.chaos.stop_all if self.chaos is not None else _nothing)),
             ("stop load", (self.load.stop if self.load is not None else _nothing)),
         ):
-            err = self._retry(call)
+            err = self._retry(call, f"rollback: {name}")
             if err:
                 errors.append(f"{name}: {err}")
+                permanent = permanent or self.last_permanent
         now = self.clock.now()
         if errors:
             error = "; ".join(errors)
-            log.error("run %s: rollback incomplete (will retry): %s", self.run_id, error)
-            return (False, error, EffectFailed(at=now, effect="rollback", error=error), None)
+            log.error("run %s: rollback incomplete (permanent: %s): %s", self.run_id, permanent, error)
+            failed = EffectFailed(at=now, effect="rollback", error=error, permanent=permanent)
+            return (False, error, failed, None)
         return (True, "", RolledBack(at=now), None)
 
     # -------------------------------------------------------------------------------- helpers
@@ -500,6 +512,32 @@ class Runner:
     def _point(self, name: str) -> None:
         if self._hook is not None:
             self._hook(name)
+
+
+def decision_basis(outcome: LookOutcome, limit: int = 20) -> tuple[str, ...]:
+    """The verdicts a look's decision rests on, as "objective@source=status" (at most ``limit``).
+
+    A rollback on evidence rests on the failed verdicts; a rollback or hold on unknowns on the
+    inconclusive and error ones; a promotion on every verdict (each passed or was tolerated)."""
+    wanted: set[str]
+    if outcome.action == "rollback" and outcome.basis == "evidence":
+        wanted = {"fail"}
+    elif outcome.action == "rollback" and outcome.basis == "errors":
+        wanted = {"error"}
+    elif outcome.action in {"rollback", "hold"}:
+        wanted = {"inconclusive", "error"}
+    else:
+        wanted = {"pass", "fail", "inconclusive", "error"}
+    out: list[str] = []
+    for v in outcome.verdicts:
+        status = str(v.get("status", ""))
+        if status not in wanted:
+            continue
+        mark = " (critical)" if v.get("critical") else ""
+        out.append(f"{str(v.get('objective', ''))[:120]}@{str(v.get('source', ''))[:20]}={status}{mark}")
+    if len(out) > limit:
+        out = [*out[:limit], f"… and {len(out) - limit} more"]
+    return tuple(out)
 
 
 def _outcome(error: str, failed: Input) -> tuple[bool, str, Input | None, LookWrite | None]:

@@ -403,6 +403,7 @@ def test_production_traffic_prometheus_saw_is_judged_too(
     assert "production" in data["phases"][0]["evidence"]["http-latency"]
 
 
+@pytest.mark.slow  # ~20 s: a chaos step under load, judged from a real Prometheus
 def test_recovery_within_a_chaos_step_is_judged_from_prometheus(
     services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

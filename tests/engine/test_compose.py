@@ -189,3 +189,45 @@ def test_python_dash_m_gate_is_the_gate_command() -> None:
     assert out.returncode == 0, out.stderr
     for command in ("run", "check", "demo", "config"):
         assert command in out.stdout
+
+
+def test_long_reasons_are_cut_on_a_word_and_marked() -> None:
+    from gate.compose.reports import clip
+
+    reason = "rolled back: http-latency-p95 failed on production, p95 250 ms above the 220 ms bound"
+    cut = clip(reason, 40)
+    assert len(cut) <= 40 and cut.endswith("…")
+    assert reason.startswith(cut[:-1]) and reason[len(cut) - 1] == " "  # the cut falls between words
+    assert clip("short", 40) == "short"
+
+
+KUBE_CONTRACT = """\
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {{name: checkout{namespace}}}
+spec:
+  service: checkout
+  target: {{stable: {{service: checkout-stable}}, canary: {{service: checkout-canary}}}}
+  router: {{type: gateway-api, httpRoute: checkout}}
+  prometheus: {{url: "http://127.0.0.1:9"}}
+  objectives:
+    - {{sli: http-latency, quantile: 0.95, max: 220ms, sources: [production]}}
+  steps: [20%, 100%]
+"""
+
+
+def test_the_namespace_setting_fills_in_what_the_contract_leaves_open(tmp_path: Path) -> None:
+    from gate.compose import build_router
+    from gate.drivers import kube
+
+    client = kube.connect(host="http://127.0.0.1:9")  # building a router calls nothing yet
+    settings = Settings(store=f"sqlite:///{tmp_path}/runs.sqlite", namespace="shop")
+    open_ns = parse_contract(KUBE_CONTRACT.format(namespace=""))
+    named = parse_contract(KUBE_CONTRACT.format(namespace=", namespace: payments"))
+    assert (
+        build_router(open_ns, settings, kube_client=client).describe().startswith("HTTPRoute shop/checkout")
+    )
+    assert (
+        build_router(named, settings, kube_client=client).describe().startswith("HTTPRoute payments/checkout")
+    )
+    client.close()

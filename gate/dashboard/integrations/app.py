@@ -21,11 +21,11 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gate.compose.check import CheckOptions
 from gate.dashboard.integrations import answers, contracts
 from gate.dashboard.integrations.audit import AuditLog
 from gate.dashboard.integrations.checks import Check, CheckBook, CheckKey
 from gate.dashboard.integrations.settings import IntegrationsSettings
-from gate.compose.check import CheckOptions
 
 PREFIX = "/integrations"
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gate.contract import Contract, SliLibrary
 from gate.compose.check import CheckOptions, CheckReport, run_check
+from gate.contract import Contract, SliLibrary
 
 log = logging.getLogger(__name__)
 

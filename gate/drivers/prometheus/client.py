@@ -398,7 +398,7 @@ class PrometheusClient:
             except TemporaryError as exc:
                 last = exc
         assert last is not None
-        raise TemporaryError(f"{last} (after {self.retries + 1} attempts)", delay=last.delay) from last
+        raise type(last)(f"{last} (after {self.retries + 1} attempts)", delay=last.delay) from last
 
     def _attempt(
         self,

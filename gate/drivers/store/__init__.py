@@ -17,7 +17,7 @@ from gate.drivers.store.errors import (
     StoreUnavailable,
     StoreURLInvalid,
 )
-from gate.drivers.store.leases import LeaseKeeper
+from gate.drivers.store.leases import LeaseKeeper, holder_is_gone
 from gate.drivers.store.records import (
     AuditRecord,
     DiagnosticRecord,
@@ -69,6 +69,7 @@ __all__ = [
     "StoreUnavailable",
     "TransitionRecord",
     "VerdictRecord",
+    "holder_is_gone",
     "new_holder",
     "parse_store_url",
     "redact",

@@ -9,18 +9,39 @@ cannot be reached for a moment is tried again on the next beat, until the lease 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gate.drivers.store.errors import LeaseLost, StoreError
+from gate.drivers.store.errors import LeaseHeld, LeaseLost, StoreError
 from gate.drivers.store.records import Lease
 
 if TYPE_CHECKING:
     from gate.drivers.store.runstore import RunStore
 
 log = logging.getLogger(__name__)
+
+
+def holder_is_gone(holder: str) -> bool:
+    """Whether ``holder`` (a ``new_holder()`` id: host/pid/random) names a process of this machine that
+    no longer exists. Unknown forms and other machines' holders are never gone: their leases expire."""
+    host, _, rest = holder.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname()[:100] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 1 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class LeaseKeeper:
@@ -47,8 +68,19 @@ class LeaseKeeper:
         self.lease: Lease | None = None
 
     def start(self) -> Lease:
-        """Acquire the lease (``LeaseHeld`` when another process holds it) and start the heartbeat."""
-        self.lease = self.store.acquire_lease(self.run_id, self.holder, ttl=self.ttl, now=self._clock())
+        """Acquire the lease and start the heartbeat.
+
+        ``LeaseHeld`` when another process holds it — unless that holder was a process of this machine
+        that is gone (killed): its lease is taken over at once rather than after it expires.
+        """
+        try:
+            self.lease = self.store.acquire_lease(self.run_id, self.holder, ttl=self.ttl, now=self._clock())
+        except LeaseHeld as exc:
+            if not holder_is_gone(exc.holder):
+                raise
+            self.lease = self.store.acquire_lease(
+                self.run_id, self.holder, ttl=self.ttl, now=self._clock(), replace=exc.holder
+            )
         self._thread = threading.Thread(target=self._beat, name=f"lease {self.run_id}", daemon=True)
         self._thread.start()
         return self.lease

@@ -19,6 +19,7 @@ drivers layer sits below the engine).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import socket
 import time
@@ -28,11 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Text, case, cast, delete, event, false, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gate import redact
 from gate.drivers.store import models as m
 from gate.drivers.store.errors import LeaseHeld, LeaseLost, RunFinished, StoreError
 from gate.drivers.store.records import (
@@ -77,7 +79,10 @@ class RunStore:
         self.url: StoreURL = parse_store_url(url_or_path)
         self.path: Path | None = self.url.path  # the SQLite file; None for PostgreSQL
         self._holder: str | None = None
+        self._lease_ttl: float | None = None
         self._engine: Engine = make_engine(self.url)
+        # Every statement's text parameters, ORM or not: no record keeps a password given in a URL.
+        event.listen(self._engine, "before_cursor_execute", _redact_parameters, retval=True)
         self._writer: Engine = self._engine.execution_options(**{WRITE: True})
         try:
             ensure_schema(self._engine, self.url)
@@ -109,13 +114,16 @@ class RunStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def fenced(self, holder: str) -> RunStore:
+    def fenced(self, holder: str, *, ttl: float | None = None) -> RunStore:
         """This store, writing every checkpoint and effect completion as ``holder`` (fenced by its lease).
 
         The view shares the connections; hand it to the runner that drives the run this process leased.
+        With ``ttl``, a run created through the view is leased to ``holder`` in the same commit (for
+        ``ttl`` seconds of the wall clock), so nobody can resume it before its creator renews the lease.
         """
         view = copy.copy(self)
         view._holder = holder
+        view._lease_ttl = ttl
         return view
 
     @contextmanager
@@ -173,6 +181,18 @@ class RunStore:
                     updated_at=at,
                 )
             )
+            if self._holder is not None and self._lease_ttl is not None:
+                now = time.time()
+                s.flush()
+                s.add(
+                    m.Lease(
+                        run_id=rid,
+                        holder=self._holder,
+                        acquired_at=now,
+                        heartbeat_at=now,
+                        expires_at=now + self._lease_ttl,
+                    )
+                )
         return rid
 
     def checkpoint(
@@ -417,12 +437,15 @@ class RunStore:
 
     # -------------------------------------------------------------------------------- leases
 
-    def acquire_lease(self, run_id: str, holder: str, *, ttl: float, now: float) -> Lease:
+    def acquire_lease(
+        self, run_id: str, holder: str, *, ttl: float, now: float, replace: str | None = None
+    ) -> Lease:
         """Lease the run to ``holder`` until ``now + ttl``; the holder renews it by calling this again.
 
-        Taken over from another holder only when its lease has expired (recorded in the audit log);
-        otherwise raises ``LeaseHeld`` naming the holder and since when. Race-free: the database
-        decides, through a conditional UPDATE (or the primary key of a first INSERT).
+        Taken over from another holder only when its lease has expired — or when that holder is
+        ``replace``, a holder the caller knows to be gone (``holder_is_gone``) — and recorded in the
+        audit log; otherwise raises ``LeaseHeld`` naming the holder and since when. Race-free: the
+        database decides, through a conditional UPDATE (or the primary key of a first INSERT).
         """
         if ttl <= 0:
             raise StoreError(f"a lease needs a positive time to live, not {ttl}")
@@ -430,9 +453,12 @@ class RunStore:
             if s.scalar(select(m.Run.id).where(m.Run.id == run_id)) is None:
                 raise StoreError(f"no run {run_id!r} in {self.url.display}")
             before = s.scalar(select(m.Lease.holder).where(m.Lease.run_id == run_id))
+            gone = m.Lease.holder == replace if replace is not None else false()
             took = s.execute(
                 update(m.Lease)
-                .where(m.Lease.run_id == run_id, (m.Lease.holder == holder) | (m.Lease.expires_at <= now))
+                .where(
+                    m.Lease.run_id == run_id, (m.Lease.holder == holder) | (m.Lease.expires_at <= now) | gone
+                )
                 .values(
                     holder=holder,
                     acquired_at=case((m.Lease.holder == holder, m.Lease.acquired_at), else_=now),
@@ -448,7 +474,9 @@ class RunStore:
                             run_id=run_id,
                             actor=holder,
                             action="takeover",
-                            reason=f"the lease of {before} had expired",
+                            reason=f"the process {before} is gone"
+                            if before == replace
+                            else f"the lease of {before} had expired",
                             at=now,
                             origin="lease",
                             details={"previous": before},
@@ -607,11 +635,20 @@ class RunStore:
             return None if row is None else _summary(row)
 
     def looks(
-        self, run_id: str, *, after_look: int | None = None, limit: int | None = None
+        self,
+        run_id: str,
+        *,
+        after_look: int | None = None,
+        limit: int | None = None,
+        with_verdicts: bool = True,
     ) -> list[LookRecord]:
-        """The run's looks with their verdicts, in order; only those after ``after_look`` (live updates)."""
+        """The run's looks with their verdicts, in order; only those after ``after_look`` (live updates).
+
+        ``with_verdicts=False`` leaves the verdicts out (empty lists): a timeline of 10^4 looks reads in
+        a fraction of the time.
+        """
         with self._session() as s:
-            return _looks(s, run_id, after_look, limit)
+            return _looks(s, run_id, after_look, limit, with_verdicts=with_verdicts)
 
     def transitions(
         self, run_id: str, *, after_seq: int | None = None, limit: int | None = None
@@ -750,59 +787,70 @@ def _summary(r: Any) -> RunSummary:  # a Run or a row of _SUMMARY_COLUMNS
     )
 
 
-def _looks(s: Session, run_id: str, after: int | None, limit: int | None) -> list[LookRecord]:
-    q = select(m.Look).where(m.Look.run_id == run_id).order_by(m.Look.look)
+def _looks(
+    s: Session, run_id: str, after: int | None, limit: int | None, *, with_verdicts: bool = True
+) -> list[LookRecord]:
+    # Rows of columns, not ORM objects, and the JSON of all rows decoded in one call: a run page reads
+    # 10^4 looks and 4·10^4 verdicts at once.
+    L, V = m.Look, m.Verdict
+    q = select(L.look, L.seq, L.step, L.at, L.since, L.action, L.reason, _json_text(L.evidence))
+    q = q.where(L.run_id == run_id)
     if after is not None:
-        q = q.where(m.Look.look > after)
+        q = q.where(L.look > after)
+    q = q.order_by(L.look)
     if limit is not None:
         q = q.limit(max(1, min(limit, MAX_LOOKS_PAGE)))
-    rows = s.scalars(q).all()
+    rows = s.connection().execute(q).all()
     if not rows:
         return []
-    vq = select(m.Verdict).where(
-        m.Verdict.run_id == run_id, m.Verdict.look >= rows[0].look, m.Verdict.look <= rows[-1].look
+    vq = select(V.look, V.objective, V.sli, V.source, V.status, V.reason, _json_text(V.numbers)).where(
+        V.run_id == run_id, V.look >= rows[0][0], V.look <= rows[-1][0]
     )
+    vrows = s.connection().execute(vq.order_by(V.look, V.id)).all() if with_verdicts else []
+    numbers = _decode_all([v[6] for v in vrows])
     verdicts: dict[int, list[VerdictRecord]] = {}
-    for v in s.scalars(vq.order_by(m.Verdict.look, m.Verdict.id)).all():
-        verdicts.setdefault(v.look, []).append(
-            VerdictRecord(v.look, v.objective, v.sli, v.source, v.status, v.reason, dict(v.numbers))
-        )
+    for v, nums in zip(vrows, numbers, strict=True):
+        verdicts.setdefault(v[0], []).append(VerdictRecord(v[0], v[1], v[2], v[3], v[4], v[5], nums))
+    evidence = _decode_all([lk[7] for lk in rows])
     return [
-        LookRecord(
-            lk.look,
-            lk.seq,
-            lk.step,
-            lk.at,
-            lk.since,
-            lk.action,
-            lk.reason,
-            dict(lk.evidence),
-            verdicts.get(lk.look, []),
-        )
-        for lk in rows
+        LookRecord(lk[0], lk[1], lk[2], lk[3], lk[4], lk[5], lk[6], ev, verdicts.get(lk[0], []))
+        for lk, ev in zip(rows, evidence, strict=True)
     ]
 
 
+def _json_text(column: Any) -> Any:
+    """A JSON column read as its text (decoded by ``_decode_all``, not once per row by the driver)."""
+    return cast(column, Text)
+
+
+def _decode_all(texts: Sequence[str | None]) -> list[Any]:
+    if not texts:
+        return []
+    values = json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+    if len(values) != len(texts):  # a damaged value that is not one JSON document
+        raise json.JSONDecodeError("a record does not hold exactly one JSON document", "", 0)
+    return list(values)
+
+
 def _transitions(s: Session, run_id: str, after: int | None, limit: int | None) -> list[TransitionRecord]:
-    q = select(m.Transition).where(m.Transition.run_id == run_id).order_by(m.Transition.seq)
+    T, E = m.Transition, m.Effect
+    q = select(T.seq, T.at, T.input_kind, T.input, T.state).where(T.run_id == run_id)
     if after is not None:
-        q = q.where(m.Transition.seq > after)
+        q = q.where(T.seq > after)
+    q = q.order_by(T.seq)
     if limit is not None:
         q = q.limit(max(1, min(limit, MAX_LOOKS_PAGE)))
-    rows = s.scalars(q).all()
+    rows = s.connection().execute(q).all()
     if not rows:
         return []
     effects: dict[int, list[EffectRecord]] = {}
-    eq = select(m.Effect).where(
-        m.Effect.run_id == run_id, m.Effect.seq >= rows[0].seq, m.Effect.seq <= rows[-1].seq
+    eq = select(E.seq, E.idx, E.kind, E.effect, E.done, E.ok, E.error, E.attempts, E.done_at).where(
+        E.run_id == run_id, E.seq >= rows[0].seq, E.seq <= rows[-1].seq
     )
-    for e in s.scalars(eq.order_by(m.Effect.seq, m.Effect.idx)).all():
-        effects.setdefault(e.seq, []).append(
-            EffectRecord(e.seq, e.idx, e.kind, dict(e.effect), e.done, e.ok, e.error, e.attempts, e.done_at)
-        )
+    for e in s.connection().execute(eq.order_by(E.seq, E.idx)).all():
+        effects.setdefault(e.seq, []).append(EffectRecord(*e))
     return [
-        TransitionRecord(t.seq, t.at, t.input_kind, dict(t.input), dict(t.state), effects.get(t.seq, []))
-        for t in rows
+        TransitionRecord(t.seq, t.at, t.input_kind, t.input, t.state, effects.get(t.seq, [])) for t in rows
     ]
 
 
@@ -835,3 +883,21 @@ def _field(item: Any, name: str, default: Any) -> Any:
     if isinstance(item, Mapping):
         return item.get(name, default)
     return getattr(item, name, default)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact.redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redacted(v) for v in value)
+    return value
+
+
+def _redact_parameters(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    """URL credentials (`user:password@`) masked in every string parameter (JSON columns arrive
+    serialised), whatever layer the text came from: contract text, reasons, errors, inputs."""
+    return statement, _redacted(parameters)

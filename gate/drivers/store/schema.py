@@ -37,6 +37,11 @@ _CORRUPT_HINT = (
     "move the file away (or restore it from a backup) and run again: a new store is created; "
     "the runs recorded in the broken one cannot be read by gate"
 )
+_CORRUPT_HINT_PG = "restore the database from a backup, or give gate a new empty database"
+
+
+def _corrupt_hint(url: StoreURL) -> str:
+    return _CORRUPT_HINT if url.backend == "sqlite" else _CORRUPT_HINT_PG
 
 
 @cache
@@ -84,8 +89,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        # WAL lets the dashboard read while the engine writes; FULL fsyncs on every commit.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL fsyncs on every commit (WAL, set once per file by ensure_schema, is the file's own mode).
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
@@ -123,7 +127,7 @@ def _check_sqlite_file(url: StoreURL) -> None:
     if head and head != SQLITE_HEADER:
         raise StoreCorrupt(
             f"run store {url.display} is not an SQLite database (its first bytes are not SQLite's header)",
-            hint=_CORRUPT_HINT,
+            hint=_corrupt_hint(url),
         )
 
 
@@ -136,6 +140,8 @@ def ensure_schema(engine: Engine, url: StoreURL) -> None:
     with translate(url), engine.connect() as conn:
         current = _revision(conn, url)
         conn.rollback()
+    if url.backend == "sqlite":
+        _wal(engine, url)  # only now: a file that is not a gate store is left as it was
     if current == head:
         return
     with translate(url), engine.execution_options(**{WRITE: True}).begin() as conn:
@@ -152,6 +158,19 @@ def ensure_schema(engine: Engine, url: StoreURL) -> None:
         command.upgrade(cfg, "head")
 
 
+def _wal(engine: Engine, url: StoreURL) -> None:
+    # WAL lets the dashboard read while the engine writes. It cannot be set inside a transaction, so on
+    # the driver's connection itself (which runs in autocommit: see _sqlite_connect).
+    with translate(url):
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+        finally:
+            raw.close()
+
+
 def _revision(conn: Connection, url: StoreURL) -> str | None:
     """The store's migration revision; "legacy" for a pre-migration store; None for an empty one."""
     tables = set(inspect(conn).get_table_names())
@@ -163,7 +182,7 @@ def _revision(conn: Connection, url: StoreURL) -> str | None:
         if len(revs) != 1:
             raise StoreCorrupt(
                 f"run store {url.display} records {len(revs)} schema revisions (one expected)",
-                hint=_CORRUPT_HINT,
+                hint=_corrupt_hint(url),
             )
         if revs[0] not in known_revisions():
             raise _too_new(url, f"schema revision {str(revs[0])[:40]!r}")
@@ -187,7 +206,7 @@ def _schema_version(conn: Connection, url: StoreURL) -> int | None:
         return int(str(row[0]))
     except ValueError:
         raise StoreCorrupt(
-            f"run store {url.display} has an unreadable schema version", hint=_CORRUPT_HINT
+            f"run store {url.display} has an unreadable schema version", hint=_corrupt_hint(url)
         ) from None
 
 
@@ -212,7 +231,7 @@ def translate(url: StoreURL) -> Iterator[None]:
     except json.JSONDecodeError as exc:
         raise StoreCorrupt(
             f"run store {url.display} holds a record that is not valid JSON ({exc.msg} at {exc.pos})",
-            hint=_CORRUPT_HINT,
+            hint=_corrupt_hint(url),
         ) from None
     except IntegrityError as exc:
         raise StoreError(
@@ -237,7 +256,7 @@ def classify(exc: DBAPIError, url: StoreURL) -> StoreError:
             s in low for s in ("not a database", "malformed", "no such table", "no such column", "corrupt")
         ):
             return StoreCorrupt(
-                f"run store {url.display} is damaged or not a gate store: {message}", hint=_CORRUPT_HINT
+                f"run store {url.display} is damaged or not a gate store: {message}", hint=_corrupt_hint(url)
             )
         return StoreUnavailable(
             f"run store {url.display} cannot be used now: {message}",

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from gate.drivers.store import LeaseHeld, LeaseKeeper, LeaseLost, RunStore, StoreError, new_holder
+from gate.drivers.store import (
+    LeaseHeld,
+    LeaseKeeper,
+    LeaseLost,
+    RunStore,
+    StoreError,
+    holder_is_gone,
+    new_holder,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE = {"phase": "stepping", "status": "running", "step": 1, "weight": 10}
@@ -127,9 +135,9 @@ def run_children(url: str, run: str, tmp_path: Path, specs: list[list[str]]) -> 
                 "tests.drivers.store.driver_child",
                 url,
                 run,
-                *spec[:5],
+                *spec[:4],
                 str(sync),
-                *spec[5:],
+                *spec[4:],
             ],
             env=env,
             cwd=ROOT,
@@ -158,10 +166,20 @@ def test_two_processes_resuming_one_run_leave_exactly_one_driver(store_url: str,
     with RunStore(store_url) as store:
         run = new_run(store)
     holders = [new_holder(), new_holder()]
-    procs = run_children(store_url, run, tmp_path, [[h, "1000", "60", "1", "25"] for h in holders])
-    for h in holders:
-        wait_file(tmp_path / "sync" / f"ready-{h.replace('/', '_')}", procs)
-    (tmp_path / "sync" / "go").touch()  # both try to lease the run at the same moment
+    names = [h.replace("/", "_") for h in holders]
+    sync = tmp_path / "sync"
+    # Each would stop after its first transition until told to go on: the winner still holds the lease
+    # when the other tries, however the two processes happen to be scheduled.
+    procs = run_children(store_url, run, tmp_path, [[h, "1000", "60", "25", "1"] for h in holders])
+    for name in names:
+        wait_file(sync / f"ready-{name}", procs)
+    (sync / "go").touch()  # both try to lease the run at the same moment
+    deadline = time.monotonic() + 60
+    while all(p.poll() is None for p in procs):
+        assert time.monotonic() < deadline, "neither process was refused"
+        time.sleep(0.01)
+    for name in names:
+        (sync / f"resume-{name}").touch()
     outs = [p.communicate(timeout=120) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 3], outs
@@ -186,17 +204,17 @@ def test_a_paused_driver_whose_lease_expired_is_fenced_off_by_the_one_that_took_
         run = new_run(store)
     sync = tmp_path / "sync"
     # a leases the run at t=1000 for 10 s, writes 1..3 and stalls (a GC pause, a stopped VM).
-    (a,) = run_children(store_url, run, tmp_path, [["a", "1000", "10", "1", "6", "3"]])
+    (a,) = run_children(store_url, run, tmp_path, [["a", "1000", "10", "6", "3"]])
     wait_file(sync / "ready-a", [a])
     (sync / "go").touch()
     wait_file(sync / "paused-a", [a])
     # b arrives at t=1005: refused; at t=1010 the lease has expired: b takes over and goes on from 4.
-    early = run_children(store_url, run, tmp_path, [["b", "1005", "10", "4", "9"]])[0]
+    early = run_children(store_url, run, tmp_path, [["b", "1005", "10", "9"]])[0]
     out_early, _ = early.communicate(timeout=60)
     assert early.returncode == 3 and out_early.startswith(f"refused: run {run} is driven by a since"), (
         out_early
     )
-    late = run_children(store_url, run, tmp_path, [["b", "1010", "10", "4", "9"]])[0]
+    late = run_children(store_url, run, tmp_path, [["b", "1010", "10", "9"]])[0]
     out_b, err_b = late.communicate(timeout=120)
     assert late.returncode == 0 and out_b.splitlines() == ["acquired", "done"], err_b
     (sync / "resume-a").touch()  # a wakes up and tries to write transition 4
@@ -211,3 +229,40 @@ def test_a_paused_driver_whose_lease_expired_is_fenced_off_by_the_one_that_took_
             (s, "b") for s in range(4, 10)
         ]
         assert [a.action for a in store.audit(run)] == ["takeover"]
+
+
+def test_a_run_created_through_a_fenced_view_is_leased_from_its_first_commit(store_url: str) -> None:
+    with RunStore(store_url) as store:
+        mine = store.fenced("me", ttl=60)
+        before = time.time()
+        run = new_run(mine)
+        lease = store.lease(run)
+        assert lease is not None and lease.holder == "me" and before <= lease.acquired_at <= time.time()
+        with pytest.raises(LeaseHeld):
+            store.acquire_lease(run, "other", ttl=60, now=time.time())
+        mine.checkpoint(run, seq=1, at=1.0, input={"kind": "start"}, state=STATE, effects=[])
+        assert store.lease(new_run(store.fenced("me"))) is None  # no ttl: no lease taken
+
+
+def test_a_lease_of_a_process_that_is_gone_is_taken_over_at_once(store_url: str) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead = f"{new_holder().split('/')[0]}/{gone.stdout.strip()}/deadbeef"
+    assert holder_is_gone(dead)
+    assert not holder_is_gone(new_holder())  # this process
+    assert not holder_is_gone("elsewhere.example/1234/abcd")  # another machine: wait for expiry
+    assert not holder_is_gone("not a holder id")
+    with RunStore(store_url) as store:
+        run = new_run(store)
+        store.acquire_lease(run, dead, ttl=3600, now=time.time())
+        with pytest.raises(LeaseHeld):
+            store.acquire_lease(run, "b", ttl=60, now=time.time(), replace="someone-else")
+        with LeaseKeeper(store, run, "b", ttl=60) as keeper:
+            assert keeper.lease is not None and keeper.lease.holder == "b"
+        (entry,) = store.audit(run)
+        assert (entry.action, entry.details, entry.reason) == (
+            "takeover",
+            {"previous": dead},
+            f"the process {dead} is gone",
+        )

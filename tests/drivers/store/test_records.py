@@ -245,6 +245,10 @@ def test_looks_and_transitions_are_read_incrementally(store_url: str) -> None:
         assert all([v.objective for v in lk.verdicts] == ["a", "b"] for lk in page)
         assert [lk.look for lk in store.looks(run, after_look=page[-1].look)] == [6, 7]
         assert store.looks(run, after_look=7) == []
+        bare = store.looks(run, with_verdicts=False)
+        assert [(lk.look, lk.reason, lk.verdicts) for lk in bare] == [
+            (n, f"look {n}", []) for n in range(1, 8)
+        ]
         assert [t.seq for t in store.transitions(run, after_seq=5)] == [6, 7]
         assert [len(t.effects) for t in store.transitions(run, after_seq=5)] == [1, 1]
         assert [t.seq for t in store.transitions(run, after_seq=1, limit=2)] == [2, 3]
