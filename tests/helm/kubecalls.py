@@ -62,13 +62,22 @@ def _generated(name: str) -> tuple[str, str | None, str] | None:
 # ------------------------------------------------------------------------------------- KubeClient
 
 
+# `allowed` asks a SelfSubjectAccessReview about gate's own identity: every authenticated identity may
+# (Kubernetes' default system:basic-user ClusterRole), so it needs no rule and grants none.
+NOT_CALLS = frozenset({"allowed"})
+
+
 def kube_client_verbs() -> dict[str, set[tuple[str, str]]]:
     """Each KubeClient method → {(verb, subresource suffix)} it sends, following self-calls."""
     cls = next(n for n in ast.walk(_tree(kube)) if isinstance(n, ast.ClassDef) and n.name == "KubeClient")
     direct: dict[str, set[tuple[str, str]]] = {}
     calls: dict[str, set[str]] = {}
+    aliases: dict[str, str] = {}
+    for node in cls.body:  # `read = get`
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+            aliases |= {t.id: node.value.id for t in node.targets if isinstance(t, ast.Name)}
     for fn in cls.body:
-        if not isinstance(fn, ast.FunctionDef):
+        if not isinstance(fn, ast.FunctionDef) or fn.name in NOT_CALLS:
             continue
         direct[fn.name], calls[fn.name] = set(), set()
         for node in ast.walk(fn):
@@ -79,24 +88,16 @@ def kube_client_verbs() -> dict[str, set[tuple[str, str]]]:
                 and (g := _generated(node.attr)) is not None
             ):
                 direct[fn.name].add((g[0], g[2]))
-            # The client's one transport call: self._send("<verb>", ref, METHOD, path, ..., sub="status").
-            if (
+            if (  # self._send("patch", ref, "PATCH", path, ..., sub="status")
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "_send"
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
             ):
-                sub = next(
-                    (
-                        f"/{k.value.value}"
-                        for k in node.keywords
-                        if k.arg == "sub" and isinstance(k.value, ast.Constant)
-                    ),
-                    "",
-                )
-                direct[fn.name].add((node.args[0].value, sub))
+                sub = next((k.value for k in node.keywords if k.arg == "sub"), None)
+                suffix = f"/{sub.value}" if isinstance(sub, ast.Constant) and sub.value else ""
+                direct[fn.name].add((str(node.args[0].value), suffix))
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
@@ -111,22 +112,18 @@ def kube_client_verbs() -> dict[str, set[tuple[str, str]]]:
                 out |= close(other, seen | {name})
         return out
 
-    return {name: close(name) for name in direct if not name.startswith("_") and name != "close"}
+    out = {name: close(name) for name in direct if not name.startswith("_") and name != "close"}
+    return out | {alias: out[target] for alias, target in aliases.items() if target in out}
 
 
 # ---------------------------------------------------------------------------------------- routers
 
 
 def router_classes() -> dict[str, type]:
-    """Router type (`spec.router.type`) → the class `router_for` builds for it, read from its branches."""
-    # router_for wraps the router `_bare_router` builds (in its promotion hand-over, when one is asked for).
-    fn = next(
-        n
-        for n in ast.walk(_tree(factory))
-        if isinstance(n, ast.FunctionDef) and n.name in ("router_for", "_bare_router") and _returns_routers(n)
-    )
+    """Router type (`spec.router.type`) → the class `router_for` builds for it, read from its branches
+    (`isinstance(spec, models.X)` → `return Y(...)`)."""
     found: dict[str, type] = {}
-    for node in ast.walk(fn):
+    for node in ast.walk(_tree(factory)):
         if not (isinstance(node, ast.If) and isinstance(node.test, ast.Call)):
             continue
         test = node.test
@@ -143,10 +140,6 @@ def router_classes() -> dict[str, type]:
                     found[rtype] = getattr(factory, func.id)
                     break
     return found
-
-
-def _returns_routers(fn: ast.FunctionDef) -> bool:
-    return any(isinstance(n, ast.If) and isinstance(n.test, ast.Call) for n in ast.walk(fn))
 
 
 def _client_calls(cls: type, methods: dict[str, set[tuple[str, str]]]) -> set[tuple[str, str]]:
@@ -186,6 +179,43 @@ def router_triples() -> dict[str, set[Triple]]:
         verbs = _client_calls(cls, methods)
         out[rtype] = {(r.group, r.plural + sub, verb) for r in resources for verb, sub in verbs}
     return out
+
+
+def promotion_triples() -> set[Triple]:
+    """What the promotion hand-over (modes copy and external) sends, read from its class."""
+    from gate.drivers.routers import promotion
+
+    resources = _resources_named(promotion)
+    verbs = _client_calls(promotion.HandOver, kube_client_verbs())
+    return {(r.group, r.plural + sub, verb) for r in resources for verb, sub in verbs}
+
+
+def _stub_contract(router: Any, mode: str) -> Any:
+    """Just what `preflight.permissions` reads of a contract: the router and the promotion mode."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(spec=SimpleNamespace(router=router, promotion=SimpleNamespace(mode=mode)))
+
+
+def preflight_triples(router_type: str | None, mode: str = "route-only") -> set[Triple]:
+    """The permissions `gate.drivers.preflight.permissions` declares for a router type and promotion mode
+    (preflight also reads the Services the route names)."""
+    from gate.drivers import preflight
+
+    model = None
+    if router_type is not None:
+        model = next(
+            m.model_construct(type=router_type)
+            for m in vars(models).values()
+            if isinstance(m, type)
+            and "type" in getattr(m, "model_fields", {})
+            and getattr(m.model_fields["type"].annotation, "__args__", (None,)) == (router_type,)
+        )
+    perms = preflight.permissions(_stub_contract(model, mode), "ns")
+    return {
+        (p.resource.group, p.resource.plural + (f"/{p.subresource}" if p.subresource else ""), p.verb)
+        for p in perms
+    }
 
 
 # ------------------------------------------------------------------------------------------ chaos

@@ -150,6 +150,23 @@ def test_integrations_token_comes_from_a_secret(render: Render) -> None:
     dash = next(c for c in pod["containers"] if c["name"] == "dashboard")
     env = {e["name"]: e for e in dash["env"]}
     assert env["GATE_INTEGRATIONS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "tok", "key": "token"}
+    assert "contracts" not in {v["name"] for v in pod["volumes"]}
+    with_contracts = render(
+        sets=[
+            "dashboard.enabled=true",
+            "integrations.enabled=true",
+            "integrations.tokenSecret.name=tok",
+            "integrations.contractsConfigMap=gate-contracts",
+        ]
+    )
+    pod = one(with_contracts, "Deployment", "-operator")["spec"]["template"]["spec"]
+    dash = next(c for c in pod["containers"] if c["name"] == "dashboard")
+    folder = {e["name"]: e.get("value") for e in dash["env"]}["GATE_INTEGRATIONS_CONTRACTS"]
+    mount = next(m for m in dash["volumeMounts"] if m["name"] == "contracts")
+    assert mount["mountPath"] == folder and mount["readOnly"] is True
+    assert (
+        next(v for v in pod["volumes"] if v["name"] == "contracts")["configMap"]["name"] == "gate-contracts"
+    )
 
 
 def test_service_monitor_scrapes_the_operator_metrics_port(render: Render) -> None:

@@ -52,7 +52,7 @@ def _gate_rules(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def test_every_kubernetes_router_has_a_block_and_no_block_lacks_a_router() -> None:
-    code = {k: v for k, v in kubecalls.router_triples().items() if v}
+    code = {k: v for k, v in kubecalls.router_triples().items() if v | kubecalls.preflight_triples(k)}
     assert set(code) == set(_schema_enum("routers"))
     assert kubecalls.router_triples()["nginx"] == set()  # the local router touches no API
 
@@ -61,13 +61,35 @@ def test_every_chaos_action_has_a_block() -> None:
     assert set(kubecalls.chaos_triples()) == set(_schema_enum("chaos"))
 
 
+def _router(router: str) -> set[Triple]:
+    """What a router needs: its code's calls and what preflight reads for it."""
+    return kubecalls.router_triples()[router] | kubecalls.preflight_triples(router)
+
+
+@pytest.mark.parametrize("router", sorted(_schema_enum("routers")))
+def test_preflight_declares_every_call_of_the_router(router: str) -> None:
+    assert kubecalls.router_triples()[router] <= kubecalls.preflight_triples(router)
+
+
+def test_preflight_declares_the_promotion_hand_over() -> None:
+    added = kubecalls.preflight_triples("gateway-api", "copy") - kubecalls.preflight_triples("gateway-api")
+    assert added == kubecalls.promotion_triples()
+
+
 @pytest.mark.parametrize("router", sorted(_schema_enum("routers")))
 def test_role_of_one_router_is_exactly_its_calls(render: Render, router: str) -> None:
     docs = render(sets=[f"rbac.routers={{{router}}}"])
     granted = kubecalls.rules_triples(_gate_rules(docs, "ClusterRole"))
-    assert granted - OPERATOR == kubecalls.router_triples()[router] - OPERATOR
+    assert granted - OPERATOR == _router(router) - OPERATOR
     # ...and it needs every one of them (none hidden by the operator's own rows).
-    assert kubecalls.router_triples()[router] <= granted
+    assert _router(router) <= granted
+
+
+def test_role_of_the_promotion_hand_over_is_exactly_its_calls(render: Render) -> None:
+    docs = render(sets=["rbac.routers=null", "rbac.promotion=true"])
+    granted = kubecalls.rules_triples(_gate_rules(docs, "ClusterRole"))
+    assert granted - OPERATOR == kubecalls.promotion_triples() - OPERATOR
+    assert kubecalls.promotion_triples() <= granted
 
 
 @pytest.mark.parametrize("action", sorted(kubecalls.CHAOS_ACTIONS))
@@ -83,7 +105,7 @@ def test_everything_chosen_is_the_union_and_nothing_more(render: Render) -> None
     docs = render(sets=[f"rbac.routers={{{','.join(routers)}}}", f"rbac.chaos={{{','.join(actions)}}}"])
     expected = set(OPERATOR)
     for r in routers:
-        expected |= kubecalls.router_triples()[r]
+        expected |= _router(r)
     for a in actions:
         expected |= kubecalls.chaos_triples()[a]
     assert kubecalls.rules_triples(_gate_rules(docs, "ClusterRole")) == expected
@@ -101,7 +123,7 @@ def test_namespaced_install_grants_nothing_cluster_wide_but_discovery(render: Re
     roles = by_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["shop", "web"]
     for role in roles:
-        assert kubecalls.rules_triples(role["rules"]) == OPERATOR | kubecalls.router_triples()["istio"]
+        assert kubecalls.rules_triples(role["rules"]) == OPERATOR | _router("istio")
     assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["rel-gate-cluster"]
     assert kubecalls.rules_triples(by_kind(docs, "ClusterRole")[0]["rules"]) == CLUSTER
     bindings = by_kind(docs, "RoleBinding")

@@ -128,6 +128,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
         secretKeyRef:
           name: {{ .Values.integrations.tokenSecret.name }}
           key: {{ .Values.integrations.tokenSecret.key }}
+    - name: GATE_INTEGRATIONS_CONTRACTS
+      value: /etc/gate/contracts
+    - name: GATE_INTEGRATIONS_NAMESPACES
+      value: {{ .Values.integrations.namespaces | quote }}
     {{- end }}
     {{- range $name, $value := .Values.dashboard.env }}
     - name: {{ $name }}
@@ -155,6 +159,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       mountPath: /etc/gate/dashboard
       readOnly: true
     {{- end }}
+    {{- if and .Values.integrations.enabled .Values.integrations.contractsConfigMap }}
+    - name: contracts
+      mountPath: /etc/gate/contracts
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{- define "gate.dashboardVolumes" -}}
@@ -163,5 +172,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   secret:
     secretName: {{ .Values.dashboard.tokensSecret.name }}
     defaultMode: 0440
+{{- end }}
+{{- if and .Values.integrations.enabled .Values.integrations.contractsConfigMap }}
+- name: contracts
+  configMap:
+    name: {{ .Values.integrations.contractsConfigMap }}
 {{- end }}
 {{- end -}}

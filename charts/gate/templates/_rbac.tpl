@@ -4,18 +4,26 @@ gate's code (the Kubernetes calls of gate/drivers/) and fails when a block here 
 */}}
 {{- define "gate.rbac.catalog" -}}
 routers:
-  # gate/drivers/routers/gateway_api.py: read-modify-write of the HTTPRoute's backendRefs weights.
+  # gate/drivers/routers/gateway_api.py: read-modify-write of the HTTPRoute's backendRefs weights;
+  # gate/drivers/preflight.py: the backendRefs' Services exist.
   gateway-api:
     - {apiGroups: [gateway.networking.k8s.io], resources: [httproutes], verbs: [get, patch]}
+    - {apiGroups: [""], resources: [services], verbs: [get]}
   # gate/drivers/routers/istio.py: read-modify-write of the VirtualService's route weights and mirror.
   istio:
     - {apiGroups: [networking.istio.io], resources: [virtualservices], verbs: [get, patch]}
+    - {apiGroups: [""], resources: [services], verbs: [get]}
   # gate/drivers/routers/ingress_nginx.py: the canary Ingress is created, annotated and removed.
   ingress-nginx:
     - {apiGroups: [networking.k8s.io], resources: [ingresses], verbs: [create, delete, get, patch]}
+    - {apiGroups: [""], resources: [services], verbs: [get]}
   # gate/drivers/routers/deployment.py: replica counts of the stable and canary Deployments.
   deployment:
     - {apiGroups: [apps], resources: [deployments], verbs: [get, patch]}
+# gate/drivers/routers/promotion.py: promotion modes copy / external hand the canary over to the
+# stable Deployment (read both; copy also patches them).
+promotion:
+  - {apiGroups: [apps], resources: [deployments], verbs: [get, patch]}
 chaos:
   # gate/drivers/chaos/istio.py (chaosk8s.crd): a fault block on the VirtualService, and its removal.
   istio-fault:
@@ -67,6 +75,9 @@ dashboard:
 {{- $block := get $catalog.chaos . -}}
 {{- if not $block }}{{ fail (printf "rbac.chaos: unknown chaos action %q (known: istio-fault, deployment-scale, pod-kill)" .) }}{{ end -}}
 {{- range $block }}{{ $rules = append $rules . }}{{ end -}}
+{{- end -}}
+{{- if .Values.rbac.promotion }}
+{{- range $catalog.promotion }}{{ $rules = append $rules . }}{{ end -}}
 {{- end -}}
 {{- if gt (int .Values.operator.replicas) 1 -}}
 {{- if not .Values.watchNamespaces }}
