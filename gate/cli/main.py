@@ -32,11 +32,12 @@ _register()
 
 
 def _register_engine() -> None:
-    from gate.cli import check_cmd, demo_cmd, run_cmd
+    from gate.cli import check_cmd, demo_cmd, operator_cmd, run_cmd
 
     check_cmd.register(app)
     run_cmd.register(app)
     demo_cmd.register(app)
+    operator_cmd.register(app)
 
 
 _register_engine()
