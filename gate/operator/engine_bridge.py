@@ -156,7 +156,15 @@ class GateRun:
 
     def view(self) -> RunView:
         s, plan = self.runner.state, self.runner.plan
-        label = plan.steps[s.step].label() if s.step < len(plan.steps) else "done"
+        step = plan.steps[s.step] if s.step < len(plan.steps) else None
+        label = step.label() if step is not None else "done"
+        awaiting = (
+            s.status == "running"
+            and s.phase == "stepping"
+            and step is not None
+            and step.kind == "pause"
+            and step.duration is None
+        )
         return RunView(
             run_id=self.runner.run_id,
             status=s.status,
@@ -168,6 +176,7 @@ class GateRun:
             mirror=s.mirror,
             reason=s.reason,
             cause=s.cause,
+            awaiting=awaiting,
         )
 
     @property

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+APPROVE = "the perfgate.dev/approve annotation"
 CONDITION_TYPES = ("Ready", "Progressing", "Promoted", "RolledBack", "Held")
 MAX_MESSAGE = 1000  # status and Event messages are bounded; the run store keeps the whole record
 
@@ -40,6 +41,7 @@ class RunView:
     mirror: int
     reason: str = ""
     cause: str | None = None  # why a rollback began: verdict, abort, inconclusive, errors, deadline, driver
+    awaiting: bool = False  # at an open-ended pause: waits for a reviewer's approve
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def gate_phase(view: RunView | None) -> str:
         "rolled_back": "RolledBack",
         "failed": "Failed",
         "held": "Held",
-    }.get(view.status, "Progressing")
+    }.get(view.status, "Held" if view.awaiting else "Progressing")
 
 
 def conditions(
@@ -119,6 +121,8 @@ def conditions(
             wanted["RolledBack"] = ("False", "NotRolledBack", "")
         if view.status == "held":
             wanted["Held"] = ("True", _reason_word((view.cause or "Inconclusive").capitalize()), view.reason)
+        elif view.awaiting:
+            wanted["Held"] = ("True", "AwaitingApproval", f"step {view.step + 1} waits for {APPROVE}")
         else:
             wanted["Held"] = ("False", "NotHeld", "")
     before = {str(c.get("type")): c for c in previous if isinstance(c, dict)}
@@ -243,12 +247,14 @@ def transition_events(before: RunView | None, after: RunView) -> list[EventView]
     """Events for what changed between two views of a run (a step, a weight, the end)."""
     out: list[EventView] = []
     if before is None or before.run_id != after.run_id:
-        out.append(EventView("Normal", "Started", f"run {after.run_id}: {after.steps} steps"))
-    if before is not None and before.run_id == after.run_id and before.weight != after.weight:
+        return out  # a run just started or resumed: its Started Event is the worker's
+    if before.weight != after.weight:
         out.append(EventView("Normal", "WeightChanged", f"canary weight {before.weight}% → {after.weight}%"))
-    if before is not None and before.run_id == after.run_id and before.mirror != after.mirror:
+    if before.mirror != after.mirror:
         out.append(EventView("Normal", "MirrorChanged", f"mirror {before.mirror}% → {after.mirror}%"))
-    if before is None or before.status != after.status:
+    if after.awaiting and (not before.awaiting or before.step != after.step):
+        out.append(EventView("Normal", "AwaitingApproval", f"step {after.step + 1} waits for {APPROVE}"))
+    if before.status != after.status:
         word = {
             "promoted": ("Normal", "Promoted"),
             "rolled_back": ("Warning", "RolledBack"),

@@ -24,6 +24,7 @@ from typing import Any
 
 from gate.contract import Contract, ContractError
 from gate.drivers import kube
+from gate.drivers.store import StoreError
 from gate.operator import resource, status
 from gate.operator.engine_bridge import EngineParts, GateRun, resume_run, start_run
 from gate.operator.metrics import OperatorMetrics
@@ -104,21 +105,34 @@ class GateWorker:
         self._load_run(previous)
         revision = self._revision(contract, generation, meta)
         if contract is not None and revision is not None:
-            self._follow_revision(contract, revision, body, now)
+            event = self._follow_revision(contract, revision, body, now)
+            if event is not None:
+                out.events.append(event)
         self._reviewers(meta, now)
         before = self.view
         if self.run is not None:
             started = time.perf_counter()
             try:
                 out.due = self.run.advance(now)
+            except StoreError:
+                # Another replica moved the run on (the store refused our stale transition): forget
+                # what we hold; the next step resumes the run from its record.
+                self.run.close()
+                self.run, self.view = None, None
+                raise
             finally:
                 self.metrics.evaluation.observe(time.perf_counter() - started)
                 self.metrics.evaluations.inc()
             self.view = self.run.view()
             for decision in self.run.take_decisions():
+                changed = self.decision is None or (self.decision.action, self.decision.reason) != (
+                    decision.action,
+                    decision.reason,
+                )
                 self.decision = decision
                 self.metrics.decisions.labels(decision.action).inc()
-                out.events.append(status.decision_event(decision))
+                if changed:  # the same decision look after look is one Event, not one per look
+                    out.events.append(status.decision_event(decision))
             if self.view is not None:
                 out.events = [*status.transition_events(before, self.view), *out.events]
             if self.run.terminal:
@@ -212,10 +226,10 @@ class GateWorker:
 
     def _follow_revision(
         self, contract: Contract, revision: Revision, body: dict[str, Any], now: float
-    ) -> None:
+    ) -> status.EventView | None:
         if self.run is not None and self.run_revision.digest == revision.digest:
             self._superseding = None
-            return
+            return None
         if self.run is not None and not self.run.terminal:
             if self._superseding != revision.digest:
                 self._superseding = revision.digest
@@ -225,7 +239,7 @@ class GateWorker:
                     reason=f"superseded by revision {revision.digest}",
                     at=now,
                 )
-            return
+            return None
         run_id = _run_id(body, revision.digest)
         self._superseding = None
         existing = self.parts.store.run_detail(run_id)
@@ -245,12 +259,20 @@ class GateWorker:
                 },
             )
         if run is None:
-            return
+            return None
         self.run, self.view, self.decision = run, run.view(), None
         self.run_revision = revision
         # The run is named in the status before anything moves: a replica that dies now is taken over.
         self._write_status(
             {"runId": run.run_id, "revision": revision.digest, "images": list(revision.images)}
+        )
+        if existing is not None:
+            return None
+        images = f" ({', '.join(revision.images)})" if revision.images else ""
+        return status.EventView(
+            "Normal",
+            "Started",
+            f"run {run.run_id} for revision {revision.digest}{images}: {self.view.steps} steps",
         )
 
     def _reviewers(self, meta: dict[str, Any], now: float) -> None:
