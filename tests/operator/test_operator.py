@@ -53,12 +53,13 @@ def _weights(client: kube.KubeClient) -> list[int]:
 
 
 def _route_history(emulator: EmulatorThread) -> list[int]:
-    """The canary weight of every stored write of the HTTPRoute, in order (repeats collapsed)."""
+    """The canary weight of every stored version of the HTTPRoute, in order (repeats collapsed)."""
     assert emulator.emulator is not None
+    em = emulator.emulator
     out: list[int] = []
-    for plural, _, _, obj in list(emulator.emulator.history):
-        if plural != "httproutes":
-            continue
+    for obj in emulator.call(
+        lambda: em.versions("gateway.networking.k8s.io/v1/httproutes", "shop", "checkout")
+    ):
         refs = obj["spec"]["rules"][0]["backendRefs"]
         weight = next((int(r.get("weight", 0)) for r in refs if r["name"] == "checkout-canary"), 0)
         if not out or out[-1] != weight:
