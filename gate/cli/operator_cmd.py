@@ -75,6 +75,13 @@ def operator(
         int,
         typer.Option(envvar="GATE_OPERATOR_PROBE_PORT", help="Port of /metrics, /healthz, /readyz (0: any)."),
     ] = 8080,
+    status_every: Annotated[
+        float,
+        typer.Option(
+            envvar="GATE_OPERATOR_STATUS_EVERY",
+            help="Seconds between status writes that only refresh the last look's numbers.",
+        ),
+    ] = 30.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
     """Run the operator (until SIGTERM). `gate operator crd` prints the CRD instead."""
@@ -107,6 +114,7 @@ def operator(
         workers=workers,
         probe_host=probe_host,
         probe_port=probe_port,
+        status_every=status_every,
     )
     raise typer.Exit(run(config))
 

@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class OperatorState:
     wakes: dict[str, asyncio.Event] = field(default_factory=dict)
     followers: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     ready: threading.Event = field(default_factory=threading.Event)
+    status_every: float = 30.0
 
     def wake(self, uid: str) -> None:
         event = self.wakes.get(uid)
@@ -92,7 +94,14 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, *, cancellat
         *, body: kopf.Body, uid: str, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
     ) -> None:
         namespace = namespace or "default"
-        worker = GateWorker(state.parts, state.metrics, namespace, name, state.revisions)
+        worker = GateWorker(
+            state.parts,
+            state.metrics,
+            namespace=namespace,
+            name=name,
+            revisions=state.revisions,
+            status_every=state.status_every,
+        )
         wake = state.wakes[uid] = asyncio.Event()
         state.workers[uid] = worker
         followed: tuple[str, str] | None = None
@@ -101,7 +110,10 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, *, cancellat
             while not stopped:
                 wake.clear()
                 snapshot = _plain(body)
-                future = loop.run_in_executor(state.pool, worker.step, snapshot, time.time())
+                # Whole seconds: gates started by one revision change keep the same evidence windows,
+                # so their identical Prometheus queries are sent once (gate.operator.limits).
+                now = float(math.floor(time.time()))
+                future = loop.run_in_executor(state.pool, worker.step, snapshot, now)
                 try:
                     outcome = await asyncio.shield(future)
                 except asyncio.CancelledError:

@@ -3,9 +3,11 @@
 - ``TokenBucket``: Kubernetes API calls at most ``qps`` per second on average, ``burst`` at once
   (client-go's flow control, in the same two numbers). Shared by every worker thread.
 - ``SharedPrometheus``: one client per Prometheus server for all gates, at most ``concurrency``
-  queries in flight, and identical queries asked at the same moment by several gates sent once
-  (single flight: the others wait for that answer). Gates watching the same service share their SLI
-  queries, so the queries made grow with the distinct SLIs, not with the gates.
+  queries in flight, and identical queries sent once: asked at the same moment by several gates
+  (single flight: the others wait for that answer) or a moment later (a query names its evaluation
+  time, so its answer is kept a few seconds). Gates judging the same service over the same window
+  share their SLI queries; the operator evaluates on a whole-second grid so gates started by the same
+  revision change keep the same windows.
 """
 
 from __future__ import annotations
@@ -85,10 +87,25 @@ class SharedPrometheus(PrometheusClient):
     ``query_count`` counts the logical requests the gates asked for; ``sent`` the ones that went to
     Prometheus (``query_count - sent`` were answered by another gate's identical request)."""
 
-    def __init__(self, url: str, *, concurrency: int = 8, timeout: float = 5.0, retries: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        concurrency: int = 8,
+        timeout: float = 5.0,
+        retries: int = 1,
+        reuse_for: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(url, timeout=timeout, retries=retries)
         self._slots = threading.BoundedSemaphore(max(1, concurrency))
         self._flights: dict[str, _Flight] = {}
+        # A query names its evaluation time (`time`, `start`/`end`), so its answer is the same for
+        # every gate asking it: kept `reuse_for` seconds for gates a moment late.
+        self.reuse_for = reuse_for
+        self._clock = clock
+        self._answers: dict[str, tuple[float, Any]] = {}
+        self._pruned_at = clock()
         self._flights_lock = threading.Lock()
         self.sent = 0
         self.in_flight = 0
@@ -112,7 +129,17 @@ class SharedPrometheus(PrometheusClient):
         data_is_list: bool = False,
     ) -> Any:
         key = json.dumps([path, method, sorted(form.items())], default=str)
+        timed = any(k in form for k in ("time", "end"))
         with self._flights_lock:
+            now = self._clock()
+            kept = self._answers.get(key) if timed else None
+            if kept is not None and now - kept[0] <= self.reuse_for:
+                with self._count_lock:
+                    self.query_count += 1
+                return kept[1]
+            if now - self._pruned_at > self.reuse_for or len(self._answers) > 4096:
+                self._answers = {k: v for k, v in self._answers.items() if now - v[0] <= self.reuse_for}
+                self._pruned_at = now
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
@@ -145,5 +172,7 @@ class SharedPrometheus(PrometheusClient):
         finally:
             with self._flights_lock:
                 self._flights.pop(key, None)
+                if timed and flight.error is None:
+                    self._answers[key] = (self._clock(), flight.result)
             flight.done.set()
         return flight.result

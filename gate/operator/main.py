@@ -47,6 +47,7 @@ class OperatorConfig:
     probe_host: str = "127.0.0.1"
     probe_port: int = 8080
     cancellation_timeout: float = 60.0
+    status_every: float = 30.0
 
 
 def run(config: OperatorConfig) -> int:
@@ -70,7 +71,12 @@ def run(config: OperatorConfig) -> int:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gate")
     heartbeat = Heartbeat()
     state = handlers.OperatorState(
-        parts=parts, metrics=metrics, pool=pool, bucket=bucket, heartbeat=heartbeat
+        status_every=config.status_every,
+        parts=parts,
+        metrics=metrics,
+        pool=pool,
+        bucket=bucket,
+        heartbeat=heartbeat,
     )
     registry = kopf.OperatorRegistry()
     handlers.register(registry, state, cancellation_timeout=config.cancellation_timeout)

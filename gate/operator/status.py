@@ -220,9 +220,43 @@ def _verdict(v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def same_status(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    """Whether writing ``b`` over ``a`` would change anything (so no needless API call is made)."""
-    return a is not None and all(a.get(k) == v for k, v in b.items())
+CHATTER = ("lastDecision", "message")
+"""What changes look after look while nothing else does (the numbers of the last decision)."""
+
+
+def same_status(a: dict[str, Any] | None, b: dict[str, Any], *, ignore: Sequence[str] = ()) -> bool:
+    """Whether writing ``b`` over ``a`` would change anything but ``ignore`` (so no needless API call).
+
+    Conditions are compared without their messages when ``message`` is ignored."""
+    if a is None:
+        return False
+    for key, value in b.items():
+        if key in ignore:
+            before = a.get(key)
+            if key == "lastDecision" and (
+                (before is None) != (value is None)
+                or (
+                    isinstance(value, dict)
+                    and isinstance(before, dict)
+                    and (value.get("action"), value.get("basis"))
+                    != (before.get("action"), before.get("basis"))
+                )
+            ):
+                return False
+            continue
+        if key == "conditions" and "message" in ignore:
+            if _bare(a.get(key)) != _bare(value):
+                return False
+            continue
+        if a.get(key) != value:
+            return False
+    return True
+
+
+def _bare(conditions: Any) -> list[tuple[Any, Any, Any]]:
+    return [
+        (c.get("type"), c.get("status"), c.get("reason")) for c in conditions or [] if isinstance(c, dict)
+    ]
 
 
 @dataclass(frozen=True)

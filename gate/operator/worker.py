@@ -68,9 +68,11 @@ class GateWorker:
         self,
         parts: EngineParts,
         metrics: OperatorMetrics,
+        *,
         namespace: str,
         name: str,
         revisions: dict[tuple[str, str], Revision],
+        status_every: float = 30.0,
     ) -> None:
         self.parts = parts
         self.metrics = metrics
@@ -88,6 +90,8 @@ class GateWorker:
         self._superseding: str | None = None
         self._document: dict[str, Any] = {}
         self.run_revision = Revision("", ())
+        self.status_every = status_every
+        self._status_at = 0.0
 
     # -------------------------------------------------------------------------------------- step
 
@@ -300,9 +304,16 @@ class GateWorker:
     def _write_status(self, new: dict[str, Any]) -> None:
         if status.same_status(self.written, new):
             return
+        now = time.monotonic()
+        if (
+            status.same_status(self.written, new, ignore=status.CHATTER)
+            and now - self._status_at < self.status_every
+        ):
+            return  # only the last look's numbers changed: written at most every `status_every` s
         new = {**new, "updatedAt": status.rfc3339(time.time())}
         self.parts.kube.patch_status(self.ref, {"status": new})
         self.written = {**(self.written or {}), **new}
+        self._status_at = now
 
     def close(self) -> None:
         if self.run is not None:
