@@ -58,6 +58,7 @@ class EngineParts:
     workdir: Path
     prometheus_concurrency: int = 8
     on_query: Callable[[], None] | None = None
+    on_ask: Callable[[], None] | None = None
     _prometheus: dict[str, SharedPrometheus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,6 +71,7 @@ class EngineParts:
                     url, concurrency=self.prometheus_concurrency
                 )
                 client.on_query = self.on_query
+                client.on_ask = self.on_ask
             return client
 
     def queries(self) -> tuple[int, int]:
@@ -292,6 +294,7 @@ def open_parts(
     on_api_call: Callable[[str], None],
     prometheus_concurrency: int,
     on_query: Callable[[], None] | None = None,
+    on_ask: Callable[[], None] | None = None,
 ) -> EngineParts:
     """The shared parts of the operator's runs."""
     return EngineParts(
@@ -300,4 +303,5 @@ def open_parts(
         workdir=workdir,
         prometheus_concurrency=prometheus_concurrency,
         on_query=on_query,
+        on_ask=on_ask,
     )

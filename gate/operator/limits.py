@@ -110,7 +110,8 @@ class SharedPrometheus(PrometheusClient):
         self.sent = 0
         self.in_flight = 0
         self.max_in_flight = 0
-        self.on_query: Callable[[], None] | None = None
+        self.on_query: Callable[[], None] | None = None  # a query sent to Prometheus
+        self.on_ask: Callable[[], None] | None = None  # a query a gate asked (sent or shared)
 
     def close(self) -> None:
         """Shared: closed by the operator at exit only (``shutdown``), not by a run."""
@@ -129,6 +130,8 @@ class SharedPrometheus(PrometheusClient):
         data_is_list: bool = False,
     ) -> Any:
         key = json.dumps([path, method, sorted(form.items())], default=str)
+        if self.on_ask is not None:
+            self.on_ask()
         timed = any(k in form for k in ("time", "end"))
         with self._flights_lock:
             now = self._clock()

@@ -67,6 +67,7 @@ def run(config: OperatorConfig) -> int:
         on_api_call=on_api_call,
         prometheus_concurrency=config.prometheus_concurrency,
         on_query=metrics.queries.inc,
+        on_ask=metrics.asked.inc,
     )
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gate")
     heartbeat = Heartbeat()

@@ -40,6 +40,11 @@ class OperatorMetrics:
             "Prometheus queries sent (after coalescing).",
             registry=r,
         )
+        self.asked = Counter(
+            "gate_operator_prometheus_asked_total",
+            "Prometheus queries the gates' looks asked for (sent or answered by another gate's).",
+            registry=r,
+        )
         self.api_calls = Counter(
             "gate_operator_kube_api_calls_total",
             "Kubernetes API calls made by gate, by verb.",
