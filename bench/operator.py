@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,7 @@ def _metrics(url: str) -> dict[str, float]:
 
 def _spec(i: int, batch: int, prometheus: str, stable: str, canary: str, interval: float) -> dict[str, Any]:
     return {
+        "service": "checkout",  # every gate judges the demo service (its series carry service="checkout")
         "target": {
             "stable": {"url": stable, "service": "checkout-stable", "deployment": "checkout"},
             "canary": {"url": canary, "service": "checkout-canary", "deployment": f"canary-{batch}"},
@@ -147,7 +149,7 @@ def run(
             log = (workdir / "operator.log").open("wb")
             op = psutil.Popen(
                 [
-                    str(Path(sys.executable).with_name("gate")),
+                    *(os.environ.get("GATE_BENCH_OPERATOR", "").split() or [str(Path(sys.executable).with_name("gate"))]),
                     "operator",
                     "--kube-server", emulator.url,
                     "--store", str(workdir / "runs.sqlite"),

@@ -93,6 +93,10 @@ def operator(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # One line per Prometheus query or handled watch event would cost more than the work itself.
+        for noisy in ("httpx", "httpcore", "kopf.objects", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if workers < 1 or kube_qps <= 0 or kube_burst < 1 or prometheus_concurrency < 1:
         typer.echo(
             "--workers, --kube-qps, --kube-burst and --prometheus-concurrency must be positive", err=True

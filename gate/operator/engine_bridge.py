@@ -12,9 +12,12 @@ worker threads. One ``GateRun`` is advanced by one thread at a time (``GateRun.l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +27,13 @@ from gate.contract import Contract, SliLibrary, parse_contract
 from gate.drivers import kube
 from gate.drivers.routers import router_for
 from gate.drivers.store import RunStore
+from gate.engine.analysis import ContractAnalyst
 from gate.engine.clock import SystemClock
 from gate.engine.compose import Drivers, drivers_for
 from gate.engine.machine import Abort, Resume, Start, Tick
 from gate.engine.plan import plan_from_contract
 from gate.engine.runner import LookOutcome, LookRequest, Runner
+from gate.judge import Evidence
 from gate.operator.limits import SharedPrometheus, TokenBucket
 from gate.operator.status import DecisionView, RunView
 
@@ -49,6 +54,57 @@ class RateLimitedKube(kube.KubeClient):
         return super()._call(verb, ref, fn)
 
 
+class SharedEvidenceAnalyst(ContractAnalyst):
+    """A gate's analyst whose Prometheus evidence is shared with gates measuring the same thing.
+
+    Two gates with the same Prometheus, traffic matchers, objectives and SLI templates, looking at the
+    same window, make the same queries and get the same evidence: it is measured once (the judge
+    still judges each gate on its own policy). Gates with load or chaos (evidence of their own) are
+    measured alone."""
+
+    def __init__(self, *args: Any, cache: EvidenceCache, measures: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cache = cache
+        self._measures = measures
+
+    def evidence(self, request: LookRequest) -> Evidence:
+        key = (self._measures, request.since, request.at, request.sources, request.chaos)
+        return self._cache.get(key, lambda: super(SharedEvidenceAnalyst, self).evidence(request))
+
+
+class EvidenceCache:
+    """Evidence by what was measured, kept a few seconds (gates of one batch look within moments)."""
+
+    def __init__(self, keep_for: float = 5.0) -> None:
+        self.keep_for = keep_for
+        self._items: dict[Any, tuple[float, Evidence]] = {}
+        self._locks: dict[Any, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: Any, measure: Callable[[], Evidence]) -> Evidence:
+        with self._lock:
+            now = time.monotonic()
+            kept = self._items.get(key)
+            if kept is not None and now - kept[0] <= self.keep_for:
+                self.hits += 1
+                return kept[1]
+            if len(self._items) > 1024:
+                self._items = {k: v for k, v in self._items.items() if now - v[0] <= self.keep_for}
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # the first gate measures; the others of its batch wait for its evidence
+            with self._lock:
+                kept = self._items.get(key)
+                if kept is not None and time.monotonic() - kept[0] <= self.keep_for:
+                    self.hits += 1
+                    return kept[1]
+            evidence = measure()
+            with self._lock:
+                self._items[key] = (time.monotonic(), evidence)
+                self._locks.pop(key, None)
+            return evidence
+
+
 @dataclass
 class EngineParts:
     """What every run of the operator shares: the store, the Kubernetes client, Prometheus clients."""
@@ -59,6 +115,7 @@ class EngineParts:
     prometheus_concurrency: int = 8
     on_query: Callable[[], None] | None = None
     on_ask: Callable[[], None] | None = None
+    evidence: EvidenceCache = field(default_factory=EvidenceCache)
     _prometheus: dict[str, SharedPrometheus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -194,8 +251,35 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@functools.cache
+def base_library() -> SliLibrary:
+    """gate's SLI templates, read once (every gate's contract is checked and measured with them)."""
+    return SliLibrary.default()
+
+
+def library_for(contract: Contract) -> SliLibrary:
+    """The templates a contract's queries use: gate's, plus its own ``spec.slis``."""
+    return SliLibrary.default(extra=contract.spec.slis) if contract.spec.slis else base_library()
+
+
+def _measures(contract: Contract) -> str:
+    """What a contract's Prometheus evidence depends on (not its router, target or steps)."""
+    spec = contract.spec
+    return json.dumps(
+        [
+            spec.prometheus.model_dump(mode="json"),
+            spec.traffic.model_dump(mode="json"),
+            [o.model_dump(mode="json") for o in spec.objectives],
+            {k: v.model_dump(mode="json") for k, v in spec.slis.items()},
+            spec.service,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+
+
 def _compose(parts: EngineParts, contract: Contract, run_key: str) -> tuple[Drivers, Any]:
-    library = SliLibrary.default(extra=contract.spec.slis)
+    library = library_for(contract)
     drivers = drivers_for(contract, library, workdir=parts.workdir / run_key)
     url = contract.spec.prometheus.url
     if url:
@@ -204,6 +288,14 @@ def _compose(parts: EngineParts, contract: Contract, run_key: str) -> tuple[Driv
             drivers._client.close()
         drivers._client = None
         drivers.analyst.client = parts.prometheus(url)
+        if drivers.load is None and drivers.chaos is None:
+            drivers.analyst = SharedEvidenceAnalyst(
+                contract,
+                library,
+                parts.prometheus(url),
+                cache=parts.evidence,
+                measures=_measures(contract),
+            )
     router = router_for(contract, kube_client=parts.kube)
     return drivers, router
 
@@ -249,7 +341,7 @@ def resume_run(parts: EngineParts, run_id: str) -> GateRun | None:
     detail = parts.store.run_detail(run_id)
     if detail is None:
         return None
-    contract = parse_contract(detail.contract_text, filename=f"run {run_id}")
+    contract = parse_contract(detail.contract_text, filename=f"run {run_id}", library=base_library())
     drivers, router = _compose(parts, contract, run_id)
     holder: dict[str, GateRun] = {}
 

@@ -135,15 +135,31 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, *, cancellat
                 due = outcome.due if outcome is not None else time.time() + 5.0
                 wait = IDLE if due is None else max(0.0, min(IDLE, due - time.time()))
                 if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), timeout=wait)
+                    await _sleep(wake, stopped, wait)
         finally:
             state.wakes.pop(uid, None)
             state.workers.pop(uid, None)
             if followed is not None:
                 state.followers.get(followed, set()).discard(uid)
+            reason = stopped.reason
+            if reason is not None and reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+                # Deleted mid-run: roll back before letting go (the finalizer waits for this).
+                await loop.run_in_executor(state.pool, worker.withdraw)
             await loop.run_in_executor(state.pool, worker.close)
             state.count_phases()
+
+
+async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Sleep ``seconds``, or until the gate is woken (an event) or its daemon is told to stop."""
+    woken = asyncio.ensure_future(wake.wait())
+    stopping = asyncio.ensure_future(stopped.wait(seconds))
+    try:
+        await asyncio.wait({woken, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (woken, stopping):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(woken, stopping, return_exceptions=True)
 
 
 def _follow(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gate.drivers.prometheus import PrometheusClient
+from gate.drivers.prometheus.client import Sample
 
 
 class TokenBucket:
@@ -105,6 +106,7 @@ class SharedPrometheus(PrometheusClient):
         self.reuse_for = reuse_for
         self._clock = clock
         self._answers: dict[str, tuple[float, Any]] = {}
+        self._parsed: dict[str, tuple[float, list[Sample]]] = {}
         self._pruned_at = clock()
         self._flights_lock = threading.Lock()
         self.sent = 0
@@ -112,6 +114,24 @@ class SharedPrometheus(PrometheusClient):
         self.max_in_flight = 0
         self.on_query: Callable[[], None] | None = None  # a query sent to Prometheus
         self.on_ask: Callable[[], None] | None = None  # a query a gate asked (sent or shared)
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        """An instant query; at a named time, the parsed answer is shared too (parsing is per answer)."""
+        if at is None:
+            return super().query(promql, at)
+        key = f"{at!r} {promql}"
+        with self._flights_lock:
+            kept = self._parsed.get(key)
+            if kept is not None and self._clock() - kept[0] <= self.reuse_for:
+                with self._count_lock:
+                    self.query_count += 1
+                if self.on_ask is not None:
+                    self.on_ask()
+                return list(kept[1])
+        samples = super().query(promql, at)
+        with self._flights_lock:
+            self._parsed[key] = (self._clock(), samples)
+        return list(samples)
 
     def close(self) -> None:
         """Shared: closed by the operator at exit only (``shutdown``), not by a run."""
@@ -142,6 +162,7 @@ class SharedPrometheus(PrometheusClient):
                 return kept[1]
             if now - self._pruned_at > self.reuse_for or len(self._answers) > 4096:
                 self._answers = {k: v for k, v in self._answers.items() if now - v[0] <= self.reuse_for}
+                self._parsed = {k: v for k, v in self._parsed.items() if now - v[0] <= self.reuse_for}
                 self._pruned_at = now
             flight = self._flights.get(key)
             leader = flight is None

@@ -26,7 +26,7 @@ from gate.contract import Contract, ContractError
 from gate.drivers import kube
 from gate.drivers.store import StoreError
 from gate.operator import resource, status
-from gate.operator.engine_bridge import EngineParts, GateRun, resume_run, start_run
+from gate.operator.engine_bridge import EngineParts, GateRun, base_library, resume_run, start_run
 from gate.operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class GateWorker:
             contract = None
         else:
             try:
-                contract = resource.contract_of(body, referenced=referenced)
+                contract = resource.contract_of(body, referenced=referenced, library=base_library())
                 problems = None
                 self._document = resource.contract_document(body, referenced)[0]
             except ContractError as exc:
@@ -314,6 +314,28 @@ class GateWorker:
         self.parts.kube.patch_status(self.ref, {"status": new})
         self.written = {**(self.written or {}), **new}
         self._status_at = now
+
+    def withdraw(self, timeout: float = 60.0) -> None:
+        """The gate was deleted: a run still going is rolled back (traffic to stable) before gate lets go."""
+        run = self.run
+        if run is None or run.terminal:
+            return
+        run.request(
+            approve=False, by="gate operator", reason="the PerformanceGate was deleted", at=time.time()
+        )
+        deadline = time.monotonic() + timeout
+        while not run.terminal and time.monotonic() < deadline:
+            run.advance(time.time())
+            if not run.terminal:
+                time.sleep(0.2)
+        if not run.terminal:
+            log.error(
+                "gate %s/%s deleted: run %s not rolled back within %gs",
+                self.namespace,
+                self.name,
+                run.run_id,
+                timeout,
+            )
 
     def close(self) -> None:
         if self.run is not None:
