@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk postgresql
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit deps debs bench-judge bench-load bench-rollback bench-operator lock clean
+.PHONY: demo test lint typecheck layers unit deps debs bench-judge bench-load bench-rollback bench-store bench-operator lock clean
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -52,6 +52,9 @@ bench-load: debs deps
 
 bench-rollback: debs deps
 	$(BIN)/python -m bench.rollback --out docs/benchmarks.md
+
+bench-store: debs deps
+	$(BIN)/python -m bench.store --out docs/benchmarks.md
 
 bench-operator: debs deps
 	$(BIN)/python -m bench.operator --out docs/benchmarks.md

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gate.compose import reports
+from gate.compose.check import EXIT_INFRA, EXIT_INVALID, CheckOptions, CheckReport, run_check
 from gate.contract import ContractError, SliLibrary, load_contract
-from gate.engine import reports
-from gate.engine.check import EXIT_INFRA, EXIT_INVALID, CheckOptions, CheckReport, run_check
+from gate.settings import Settings
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta", "skipped": "dim"}
 
@@ -35,7 +37,10 @@ def check(
     canary_url: Annotated[str, typer.Option("--canary-url", help="Base URL of the running canary version.")],
     prometheus: Annotated[
         str | None,
-        typer.Option("--prometheus", help="Prometheus that scrapes both versions (default: none)."),
+        typer.Option(
+            "--prometheus",
+            help="Prometheus that scrapes both versions [env GATE_PROMETHEUS_URL; default: none].",
+        ),
     ] = None,
     fault_proxy: Annotated[
         str | None,
@@ -61,6 +66,14 @@ def check(
     summary is also appended to $GITHUB_STEP_SUMMARY when that is set."""
     err = Console(stderr=True, highlight=False)
     written = {"json_report": json_report, "junit": junit, "markdown": markdown}
+    try:
+        settings = Settings.from_flags(prometheus_url=prometheus, fault_proxy=fault_proxy)
+    except ValidationError as exc:
+        for detail in exc.errors():
+            name = ".".join(str(p) for p in detail["loc"]) or "settings"
+            err.print(f"GATE_{escape(name.upper())}: {escape(str(detail['msg']))}")
+        raise typer.Exit(EXIT_INVALID) from None
+    prometheus, fault_proxy = settings.prometheus_url, settings.fault_proxy
     try:
         contract = load_contract(contract_path, library=SliLibrary.default())
         library = SliLibrary.default(extra=contract.spec.slis)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gate import boundedio, redact
 from gate.contract import (
     ChaosExperiment,
     Contract,
@@ -23,6 +24,8 @@ from gate.contract.schema import schema_for, schema_kinds
 from gate.contract.sli import FORMS, Form
 from gate.contract.steps import Analyze, ChaosStep, LoadStep, Mirror, Pause, SetWeight
 from gate.contract.units import format_duration
+from gate.judge.planning import ContractPlan, contract_plan, parse_buckets
+from gate.judge.spec import from_contract, judge_policy
 
 EXIT_INVALID = 2
 _MARKERS = (b"PerformanceContract", b"perfgate.dev/")
@@ -45,8 +48,10 @@ def _contract_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             continue
         for candidate in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
             try:
-                head = candidate.read_bytes()[: 1024 * 1024]
-            except OSError:
+                # A bounded prefix of a regular file only: a symlink to /dev/zero or a FIFO named
+                # x.yaml is refused here (and reported by the loader), never read.
+                head = boundedio.read_prefix(candidate, 64 * 1024)
+            except boundedio.FileRefused:
                 files.append(candidate)
                 continue
             # In a folder only contracts are validated; chaos experiments and OpenAPI files sit beside them.
@@ -54,10 +59,49 @@ def _contract_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return files, skipped
 
 
+RpsOption = Annotated[
+    float | None,
+    typer.Option("--rps", help="Expected production requests/s at full traffic: times each step's evidence."),
+]
+BucketsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--buckets",
+        help="The latency histogram's le edges in seconds (comma-separated), "
+        "or `default` (prometheus_client's).",
+    ),
+]
+
+
+def _plan(contract: Contract, library: SliLibrary, rps: float | None, buckets: str | None) -> ContractPlan:
+    """The judge's plan for this contract (gate/judge/planning.py); bad option values exit 2."""
+    templates = library.with_extra(contract.spec.slis)
+    units = {o.sli: str(templates.get(o.sli).unit) for o in contract.spec.objectives if o.sli in templates}
+    specs = []
+    for objective in contract.spec.objectives:
+        try:
+            specs.extend(from_contract([objective], units))
+        except ValueError:
+            continue  # validation reports such an objective elsewhere
+    try:
+        edges = parse_buckets(buckets) if buckets is not None else None
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    if rps is not None and not (rps > 0 and rps < 1e9):
+        typer.echo("--rps: give the expected requests per second, a positive number", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    return contract_plan(
+        specs, judge_policy(contract.spec.policy), contract.spec.steps, rps=rps, buckets=edges
+    )
+
+
 def validate(
     paths: Annotated[
         list[Path], typer.Argument(help="Contract files or folders of them.", show_default=False)
     ],
+    rps: RpsOption = None,
+    buckets: BucketsOption = None,
 ) -> None:
     """Validate contracts; exit 0 when all are valid, 2 when any is not, printing every problem."""
     files, skipped = _contract_files(paths)
@@ -81,6 +125,8 @@ def validate(
             f"{file}: ok ({contract.metadata.name}: {len(contract.spec.objectives)} objectives, "
             f"{len(contract.spec.steps)} steps)"
         )
+        for warning in _plan(contract, library, rps, buckets).warnings:
+            typer.echo(f"{file}: warning: {warning}")
     for file in skipped:
         typer.echo(f"{file}: skipped (not a PerformanceContract)")
     if not files:
@@ -108,6 +154,8 @@ def schema(
 def explain(
     contract_path: Annotated[Path, typer.Argument(metavar="CONTRACT", help="A contract file.")],
     window: Annotated[str, typer.Option(help="Window for the rendered queries.")] = "1m",
+    rps: RpsOption = None,
+    buckets: BucketsOption = None,
 ) -> None:
     """The plan in plain words: steps, objectives, and the PromQL gate runs for each SLI."""
     try:
@@ -119,6 +167,14 @@ def explain(
         raise typer.Exit(EXIT_INVALID) from None
     console = Console(highlight=False)
     _explain(console, contract, library, window)
+    plan = _plan(contract, library, rps, buckets)
+    console.print(
+        "\n[bold]Planning[/bold] (evidence to decide; --rps times the steps, --buckets checks edges)"
+    )
+    for line in plan.lines:
+        console.print(f"  {line}", markup=False)
+    for warning in plan.warnings:
+        console.print(f"  warning: {warning}", markup=False)
 
 
 def describe_step(step: object, contract: Contract) -> str:
@@ -246,7 +302,8 @@ def _explain(console: Console, contract: Contract, library: SliLibrary, window: 
         )
         console.print(f"  {track}: {escape(where)}")
     router = spec.router.type if spec.router else "none (gate check compares the two URLs)"
-    console.print(f"  router: {escape(router)}; Prometheus: {escape(spec.prometheus.url or 'none')}")
+    prometheus = redact.redact_url(spec.prometheus.url or "none")
+    console.print(f"  router: {escape(router)}; Prometheus: {escape(prometheus)}")
 
     if spec.load is not None:
         load = spec.load

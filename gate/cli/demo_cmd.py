@@ -15,6 +15,7 @@ the latency objective; leak: rolled back on task growth); 1 it ended otherwise; 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from gate.compose.reports import clip
+from gate.settings import mask_url
 
 EXIT_UNEXPECTED = 1
 EXIT_INVALID = 2
@@ -54,7 +58,11 @@ def demo_command(
         bool, typer.Option("--quick", help="Shorter steps: the whole demo in under a minute.")
     ] = False,
     store: Annotated[
-        Path | None, typer.Option(help="Run store (SQLite) the dashboard reads; default .gate/runs.sqlite.")
+        str | None,
+        typer.Option(
+            help="Run store the dashboard reads: a URL (sqlite:///…, postgresql://…) or a SQLite file "
+            "[env GATE_STORE; default .gate/runs.sqlite]."
+        ),
     ] = None,
     users: Annotated[float, typer.Option(help="Production requests per second through the router.")] = 100.0,
     keep: Annotated[
@@ -69,6 +77,7 @@ def demo_command(
     if not 1 <= users <= 200:
         console.print("[red]--users: between 1 and 200 requests per second[/red]")
         raise typer.Exit(EXIT_INVALID)
+    store = store or os.environ.get("GATE_STORE") or None
     code = run_demo(console, scenario, quick=quick, store_path=store, users=users, keep=keep)
     raise typer.Exit(code)
 
@@ -83,7 +92,7 @@ def run_demo(
     scenario: str,
     *,
     quick: bool = False,
-    store_path: Path | None = None,
+    store_path: Path | str | None = None,
     users: float = 100.0,
     keep: bool = False,
 ) -> int:
@@ -215,7 +224,7 @@ class _LiveView:
         sources = ", ".join(getattr(request, "sources", ()) or ()) or "no traffic"
         self.console.print(
             f"  {self._t()}    look {request.look} on {escape(sources)}: "
-            f"[{colour}]{result.action}[/{colour}] — {escape(reason)[:240]}"
+            f"[{colour}]{result.action}[/{colour}] — {escape(clip(reason, 240))}"
         )
 
 
@@ -231,7 +240,7 @@ def _step_label(step: Any) -> str:
     return f"{kind}" + (f" {duration:g}s" if duration else "")
 
 
-def _report(console: Console, scenario: str, result: Any, store_path: Path, started: float) -> int:
+def _report(console: Console, scenario: str, result: Any, store_path: Path | str, started: float) -> int:
     elapsed = time.monotonic() - started
     status = result.status
     colour = "green" if status == "promoted" else "red" if status == "rolled_back" else "yellow"
@@ -254,10 +263,11 @@ def _report(console: Console, scenario: str, result: Any, store_path: Path, star
                 escape(str(v.get("objective", ""))),
                 escape(str(v.get("source", ""))),
                 f"[{style}]{escape(st)}[/{style}]" if style else escape(st),
-                escape(str(v.get("reason", "")))[:300],
+                escape(clip(str(v.get("reason", "")), 300)),
             )
         console.print(table)
-    console.print(f"  recorded as run [bold]{result.run_id}[/bold] in {store_path} (the dashboard reads it)")
+    shown = mask_url(str(store_path)) if "://" in str(store_path) else str(store_path)
+    console.print(f"  recorded as run [bold]{result.run_id}[/bold] in {shown} (the dashboard reads it)")
     expected = EXPECTED[scenario]
     objective = EXPECTED_OBJECTIVE.get(scenario)
     on_evidence = objective is None or (result.cause == "verdict" and objective in result.reason)

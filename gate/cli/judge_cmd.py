@@ -11,13 +11,14 @@ import contextlib
 import enum
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gate.boundedio import FileRefused, read_text_limited
 from gate.contract import ContractError, SliLibrary
 from gate.contract.schema import register_schema
 from gate.judge import Judgement, Status, judge
@@ -70,14 +71,12 @@ def judge_command(
 
 
 def _load(path: Path) -> EvidenceDocument:
+    # stat before reading: a FIFO, /dev/zero or a 3 GiB file is refused at once, nothing read.
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            _invalid([f"{path}: larger than 64 MiB; send histograms instead of raw samples"])
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        _invalid([f"{path}: cannot read: {exc.strerror or exc}"])
-    except UnicodeDecodeError:
-        _invalid([f"{path}: not UTF-8 text"])
+        text = read_text_limited(path, MAX_JSON_BYTES, what="evidence")
+    except FileRefused as exc:
+        advice = "; send histograms instead of raw samples" if "limited to" in exc.reason else ""
+        _invalid([f"{exc}{advice}"])
     try:
         document = parse_evidence(text, str(path))
     except ContractError as exc:
@@ -87,7 +86,7 @@ def _load(path: Path) -> EvidenceDocument:
     return document
 
 
-def _invalid(lines: list[str]) -> None:
+def _invalid(lines: list[str]) -> NoReturn:
     for line in lines:
         typer.echo(line, err=True)
     raise typer.Exit(EXIT_INVALID)

@@ -70,7 +70,8 @@ def learn_command(
     from gate.contract.sli import SliLibrary
     from gate.contract.units import parse_duration
     from gate.drivers.learn import LearnError, learn, write_weights
-    from gate.drivers.prometheus import PrometheusClient, PrometheusError
+    from gate.drivers.prometheus import PrometheusError
+    from gate.drivers.prometheus.auth import client_for
 
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -98,7 +99,7 @@ def learn_command(
         err.print("no Prometheus to read: pass --prometheus URL or set spec.prometheus.url")
         raise typer.Exit(EXIT_INVALID)
     try:
-        with PrometheusClient(url) as client:
+        with client_for(contract.spec.prometheus, url=url, base_dir=contract.base_dir) as client:
             report = learn(contract, library, client, end - span, end, sli=sli)
     except LearnError as exc:
         err.print(f"{contract_path}: {exc}", markup=False)

@@ -32,11 +32,14 @@ _register()
 
 
 def _register_engine() -> None:
-    from gate.cli import check_cmd, demo_cmd, operator_cmd, run_cmd
+    from gate.cli import check_cmd, config_cmd, demo_cmd, operator_cmd, preflight_cmd, run_cmd, runs_cmd
 
     check_cmd.register(app)
     run_cmd.register(app)
     demo_cmd.register(app)
+    config_cmd.register(app)
+    preflight_cmd.register(app)
+    runs_cmd.register(app)
     operator_cmd.register(app)
 
 

@@ -29,8 +29,11 @@ def operator(
     ctx: typer.Context,
     *,
     store: Annotated[
-        Path, typer.Option(envvar="GATE_OPERATOR_STORE", help="The run store (SQLite file).")
-    ] = Path(".gate/operator.sqlite"),
+        str,
+        typer.Option(
+            envvar="GATE_OPERATOR_STORE", help="The run store: a SQLite file, sqlite:///… or postgresql://…"
+        ),
+    ] = ".gate/operator.sqlite",
     workdir: Annotated[
         Path, typer.Option(envvar="GATE_OPERATOR_WORKDIR", help="Directory for the drivers' files.")
     ] = Path(".gate/operator"),

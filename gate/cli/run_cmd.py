@@ -5,13 +5,16 @@ Every transition is recorded in the run store before it takes effect, so a run s
 rolls back (and waits until the rollback holds); `--approve RUN_ID` / `--abort RUN_ID` ask a run in
 progress (in another terminal) to resume after a hold or to roll back.
 
+This face only parses, calls the composition (``gate.compose``) and renders: the runner, its
+drivers and the store are built there.
+
 Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 held, 4 failed (rolled back because the
-rollout could not be carried out: a driver, errors, the deadline).
+rollout could not be carried out: a driver, errors, the deadline), 5 the run store is unreachable,
+6 rollback failed (traffic may still reach the canary).
 """
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import time
 from pathlib import Path
@@ -19,24 +22,25 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from gate.compose import RunParts, open_store, resume_run, start_run
+from gate.compose.reports import clip
 from gate.contract import ContractError, SliLibrary, load_contract
 from gate.drivers.diagnostics import ANNOTATION, Target, go_pprof, targets_from_spec
-from gate.drivers.routers import RouterError, router_for
-from gate.drivers.store import RunStore, StoreError
+from gate.drivers.store import EXIT_STORE, StoreCorrupt, StoreError, StoreTooNew, StoreUnavailable
 from gate.engine import codec
-from gate.engine.clock import SystemClock
-from gate.engine.compose import drivers_for
 from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
-from gate.engine.plan import plan_from_contract
 from gate.engine.runner import LookOutcome, LookRequest, Runner
+from gate.errors import GateError
+from gate.settings import Settings
 
-EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "running": 3}
+EXIT_OF = {"promoted": 0, "rolled_back": 1, "held": 3, "failed": 4, "rollback_failed": 6, "running": 3}
 EXIT_INVALID = 2
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
 
@@ -49,9 +53,14 @@ def register(app: typer.Typer) -> None:
 def run(
     contract_path: Annotated[Path, typer.Argument(metavar="CONTRACT", help="The performance contract.")],
     *,
-    store_path: Annotated[Path, typer.Option("--store", help="The run store (SQLite).")] = Path(
-        ".gate/runs.sqlite"
-    ),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Run store: a URL (sqlite:///path, postgresql://…) or a SQLite file "
+            "[env GATE_STORE; default sqlite:///.gate/runs.sqlite].",
+        ),
+    ] = None,
     resume: Annotated[
         str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue a run that was stopped.")
     ] = None,
@@ -61,15 +70,33 @@ def run(
     abort: Annotated[
         str | None, typer.Option("--abort", metavar="RUN_ID", help="Ask a run to roll back, then exit.")
     ] = None,
-    prometheus: Annotated[str | None, typer.Option(help="Prometheus URL (default: the contract's).")] = None,
+    prometheus: Annotated[
+        str | None, typer.Option(help="Prometheus URL [env GATE_PROMETHEUS_URL; default: the contract's].")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="kubeconfig file [env GATE_KUBECONFIG; default: in-cluster, $KUBECONFIG]."),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="kubeconfig context [env GATE_KUBE_CONTEXT; default: current].")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace if the contract names none [env GATE_NAMESPACE].")
+    ] = None,
     fault_proxy: Annotated[
-        str | None, typer.Option("--fault-proxy", help="Admin URL of the fault proxy (built-in faults).")
+        str | None,
+        typer.Option("--fault-proxy", help="Admin URL of the fault proxy [env GATE_FAULT_PROXY]."),
     ] = None,
     nginx_prefix: Annotated[
-        Path, typer.Option("--nginx-prefix", help="Directory of gate's nginx (nginx router).")
-    ] = Path(".gate/nginx"),
+        Path | None,
+        typer.Option("--nginx-prefix", help="Directory of gate's nginx [env GATE_NGINX_PREFIX]."),
+    ] = None,
     listen_port: Annotated[
         int | None, typer.Option("--listen-port", help="Port of gate's nginx when the contract sets none.")
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Fault ledger, Locust files [env GATE_WORKDIR; default: work/ beside the store]."),
     ] = None,
     pprof: Annotated[
         int | None,
@@ -87,15 +114,32 @@ def run(
     ] = False,
 ) -> None:
     """Carry the canary through the contract's steps: weights, mirror, load, chaos, continuous
-    analysis; promote or roll back. Exit 0 promoted, 1 rolled back, 2 invalid, 3 held, 4 failed."""
+    analysis; promote or roll back. Exit 0 promoted, 1 rolled back, 2 invalid, 3 held, 4 failed,
+    5 store unreachable, 6 rollback failed (traffic may still reach the canary)."""
     err = Console(stderr=True, highlight=False)
+    try:
+        settings = Settings.from_flags(
+            store=None if store is None else _store_url(store),
+            prometheus_url=prometheus,
+            kubeconfig=kubeconfig,
+            kube_context=context,
+            namespace=namespace,
+            fault_proxy=fault_proxy,
+            nginx_prefix=nginx_prefix,
+            listen_port=listen_port,
+            workdir=workdir,
+        )
+    except ValidationError as exc:
+        for detail in exc.errors():
+            where = ".".join(str(p) for p in detail["loc"]) or "settings"
+            err.print(f"{escape(where)}: {escape(str(detail['msg']))}")
+        raise typer.Exit(EXIT_INVALID) from None
     if approve or abort:
-        _ask(store_path, approve, abort, err)
+        _ask(settings.store, approve, abort, err)
         return
     try:
         library = SliLibrary.default()
         contract = load_contract(contract_path, library=library)
-        library = SliLibrary.default(extra=contract.spec.slis)
         text = contract_path.read_text(encoding="utf-8")
     except ContractError as exc:
         for problem in exc.problems:
@@ -116,65 +160,72 @@ def run(
         except ValueError as exc:
             err.print(f"{escape(str(contract_path))}: metadata.annotations: {escape(str(exc))}")
             raise typer.Exit(EXIT_INVALID) from None
-    store = RunStore(store_path)
-    try:
-        router = router_for(contract, prefix=nginx_prefix.resolve(), listen_port=listen_port)
-        start = getattr(router, "start", None)
-        if callable(start):
-            start()  # gate's own nginx: started with the weights it had (0 on a first run)
-    except RouterError as exc:
-        err.print(f"[red]router:[/] {escape(str(exc))}")
-        store.close()
-        raise typer.Exit(EXIT_INVALID) from None
-    drivers = drivers_for(
-        contract,
-        library,
-        workdir=store_path.parent / "work",
-        prometheus_url=prometheus,
-        fault_context={"fault_proxy": fault_proxy} if fault_proxy else None,
-        diagnostics=targets or None,
-    )
-    for line in drivers.recovered:
-        err.print(f"[yellow]undone from an earlier run:[/] {escape(line)}")
-    for note in drivers.problems:
-        err.print(f"[yellow]{escape(note)}[/]")
 
     view = LiveView(contract.metadata.name)
-    clock = SystemClock()
-    kwargs: dict[str, Any] = {
-        **drivers.runner_kwargs(),
-        "router": router,
-        "clock": clock,
-        "observer": view.on_transition,
-        "on_look": view.on_look,
-    }
     try:
         if resume:
-            runner = Runner(store, resume, **kwargs)
-            detail = store.run_detail(resume)
-            if detail is not None and _digest(text) != detail.meta.get("contract_sha256"):
-                err.print(
-                    "[yellow]the contract changed since the run began; the run keeps its recorded plan[/]"
-                )
-        else:
-            plan = plan_from_contract(contract, diagnostics=bool(targets))
-            runner = Runner.create(
-                store,
-                plan,
-                contract_name=contract.metadata.name,
-                service=contract.spec.service,
+            parts, warnings = resume_run(
+                resume,
+                settings=settings,
+                store=settings.store,
                 contract_text=text,
-                meta={"face": "cli", "contract_sha256": _digest(text), "router": router.describe()},
-                **kwargs,
+                observer=view.on_transition,
+                on_look=view.on_look,
+                on_retry=view.on_retry,
             )
-    except StoreError as exc:
+        else:
+            parts, warnings = (
+                start_run(
+                    contract,
+                    text,
+                    settings=settings,
+                    store=settings.store,
+                    face="cli",
+                    observer=view.on_transition,
+                    on_look=view.on_look,
+                    on_retry=view.on_retry,
+                    diagnostics=targets or None,
+                    contract_dir=contract_path.parent,
+                ),
+                [],
+            )
+    except GateError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
-        drivers.close()
-        store.close()
-        raise typer.Exit(EXIT_INVALID) from None
+        broken_store = isinstance(exc, StoreUnavailable | StoreCorrupt | StoreTooNew)
+        raise typer.Exit(EXIT_STORE if broken_store else EXIT_INVALID) from None
+    for note in [*parts.notes, *warnings]:
+        err.print(f"[yellow]{escape(note)}[/]")
+    runner = parts.runner
     view.bind(runner)
-    err.print(f"run [bold]{runner.run_id}[/] · store {escape(str(store_path))} · {escape(router.describe())}")
+    err.print(
+        f"run [bold]{runner.run_id}[/] · store {escape(_shown(settings))} · {escape(parts.router.describe())}"
+    )
+    final = _drive(parts, view, live=live, exit_when_held=exit_when_held)
+    again = f"gate run {escape(str(contract_path))} --store {escape(_shown(settings))}"
+    if final is None:
+        err.print(
+            f"[yellow]stopped; the run is recorded. Continue it (and finish any rollback) with:[/]\n"
+            f"  {again} --resume {runner.run_id}"
+        )
+        raise typer.Exit(EXIT_OF["running"])
+    style = "green" if final.status == "promoted" else "red"
+    Console(highlight=False).print(f"[bold {style}]{final.status}[/]: {escape(final.reason)}")
+    if final.status == "rollback_failed":
+        err.print(
+            f"[red bold]gate could not take traffic off the canary[/] ({escape(parts.router.describe())}): "
+            "send 100 % to stable by hand, then fix what the message names"
+        )
+    if final.status == "held":
+        err.print(
+            f"the canary stays at {final.weight}%. Decide with `{again} --approve {runner.run_id}` "
+            f"(or --abort), then continue with `{again} --resume {runner.run_id}`"
+        )
+    raise typer.Exit(EXIT_OF.get(final.status, 4))
 
+
+def _drive(parts: RunParts, view: LiveView, *, live: bool, exit_when_held: bool) -> State | None:
+    """The CLI's loop: ``runner.run()`` (advance + sleep) under Ctrl-C handling; None when cut short."""
+    runner = parts.runner
     interrupted = {"count": 0}
 
     def on_sigint(_sig: int, _frame: FrameType | None) -> None:
@@ -187,7 +238,6 @@ def run(
         return exit_when_held and state.status == "held"
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    final: State | None = None
     try:
         if live:
             with Live(view.render(), console=Console(), refresh_per_second=4, transient=False) as screen:
@@ -197,37 +247,27 @@ def run(
         else:
             view.console = Console(highlight=False)
             final = runner.run(stop_when=stop_when)
+        return final
     except KeyboardInterrupt:
-        err.print(
-            f"[yellow]stopped; the run is recorded. Continue it (and finish any rollback) with:[/]\n"
-            f"  gate run {escape(str(contract_path))} --store {escape(str(store_path))} "
-            f"--resume {runner.run_id}"
-        )
+        return None
     finally:
         signal.signal(signal.SIGINT, previous)
-        drivers.close()
-        store.close()
-    if final is None:
-        raise typer.Exit(EXIT_OF["running"])
-    style = "green" if final.status == "promoted" else "red"
-    Console(highlight=False).print(f"[bold {style}]{final.status}[/]: {escape(final.reason)}")
-    if final.status == "held":
-        again = f"gate run {escape(str(contract_path))} --store {escape(str(store_path))}"
-        err.print(
-            f"the canary stays at {final.weight}%. Decide with `{again} --approve {runner.run_id}` "
-            f"(or --abort), then continue with `{again} --resume {runner.run_id}`"
-        )
-    raise typer.Exit(EXIT_OF.get(final.status, 4))
+        parts.close()
 
 
-def _ask(store_path: Path, approve: str | None, abort: str | None, err: Console) -> None:
+def _ask(store_url: str, approve: str | None, abort: str | None, err: Console) -> None:
     run_id = approve or abort or ""
     event: Abort | Resume = (
         Resume(at=time.time(), by="gate run --approve")
         if approve
         else Abort(at=time.time(), by="gate run --abort")
     )
-    with RunStore(store_path) as store:
+    try:
+        store = open_store(store_url)
+    except GateError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(EXIT_INVALID) from None
+    with store:
         try:
             store.request(run_id, codec.dump_input(event))
         except StoreError as exc:
@@ -238,8 +278,15 @@ def _ask(store_path: Path, approve: str | None, abort: str | None, err: Console)
     )
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _store_url(value: str) -> str:
+    """A store flag as a URL: a bare path is a SQLite file."""
+    if "://" in value:
+        return value
+    return "sqlite:///" + str(Path(value))
+
+
+def _shown(settings: Settings) -> str:
+    return str(settings.masked()["store"])
 
 
 class LiveView:
@@ -254,6 +301,7 @@ class LiveView:
         self.look_at: LookRequest | None = None
         self.screen: Live | None = None
         self.console: Console | None = None
+        self.waiting = ""  # the driver call being retried, shown until the next transition
 
     def bind(self, runner: Runner) -> None:
         """Follow ``runner``."""
@@ -262,12 +310,21 @@ class LiveView:
     def on_transition(self, seq: int, event: Input, state: State, effects: list[Effect]) -> None:
         """Called by the runner after each checkpoint."""
         self.state = state
+        self.waiting = ""
         if self.console is not None:
             kinds = ", ".join(e.kind for e in effects) or "-"
             self.console.print(
                 f"#{seq} {event.kind:<12} step {state.step} weight {state.weight}% mirror {state.mirror}% "
                 f"{state.status} → {kinds}"
             )
+        if self.screen is not None:
+            self.screen.update(self.render())
+
+    def on_retry(self, what: str, attempt: int, error: str, wait: float) -> None:
+        """Called by the runner before it waits to try a driver call again."""
+        self.waiting = f"{what}: attempt {attempt} failed ({error}); trying again in {wait:.1f}s"
+        if self.console is not None:
+            self.console.print(f"  {escape(self.waiting)}")
         if self.screen is not None:
             self.screen.update(self.render())
 
@@ -287,6 +344,8 @@ class LiveView:
             f"[bold]{s.weight}%[/] · mirror {s.mirror}% · looks {s.looks}"
             + (f" · chaos [bold]{escape(s.chaos)}[/]" if s.chaos else "")
             + (" · load running" if s.load else "")
+            + (f" · [yellow]last change took effect {s.late:.1f}s late[/]" if s.late >= 1.0 else "")
+            + (f" · [yellow]waiting for {s.applying.replace('_', ' ')}[/]" if s.applying else "")
         )
         steps = Table(show_header=True, expand=False, box=None)
         steps.add_column("#")
@@ -313,9 +372,11 @@ class LiveView:
                     escape(str(v.get("objective", ""))),
                     str(v.get("source", "")),
                     f"[{_STYLE.get(status, '')}]{status}[/]",
-                    escape(str(v.get("reason", "")))[:300],
+                    escape(clip(str(v.get("reason", "")), 300)),
                 )
             parts.append(verdicts)
+        if self.waiting:
+            parts.append(f"[yellow]{escape(self.waiting)}[/]")
         if s.reason:
-            parts.append(f"[dim]{escape(s.reason)[:500]}[/]")
+            parts.append(f"[dim]{escape(s.reason)}[/]")
         return Group(Panel(Group(*parts), title="gate run"))

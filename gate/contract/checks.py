@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from gate import boundedio
 from gate.contract.base import Source
 from gate.contract.errors import PathPart, Problem, short
 from gate.contract.models import Load, Objective, Policy, Prometheus, Router, Traffic
@@ -425,6 +426,22 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+REFERENCED_FILE_LIMIT = 1024 * 1024
+"""Chaos experiment files and locustfiles a contract names are refused above 1 MiB."""
+
+
+def _file_problem(written: str, base_dir: Path, what: str, noun: str) -> str | None:
+    """Why a referenced file cannot be used (missing, special, too large), by `stat` alone; or None."""
+    path = Path(written) if Path(written).is_absolute() else base_dir / written
+    if not path.exists():
+        return f"{what} {short(written)} not found (paths are relative to the contract)"
+    try:
+        boundedio.check_file(path, REFERENCED_FILE_LIMIT, what=noun)
+    except boundedio.FileRefused as exc:
+        return f"{what} {short(written)} {exc.reason}"
+    return None
+
+
 def _check_files(pieces: Pieces, base_dir: Path | None, report: _Report) -> None:
     if base_dir is None:
         return
@@ -432,17 +449,32 @@ def _check_files(pieces: Pieces, base_dir: Path | None, report: _Report) -> None
     if isinstance(chaos, dict):
         for name, raw in chaos.items():
             if isinstance(raw, dict) and isinstance(raw.get("experiment"), str):
-                path = Path(raw["experiment"])
-                if not (path if path.is_absolute() else base_dir / path).is_file():
-                    report.add(
-                        ["spec", "chaos", name, "experiment"],
-                        f"experiment file {short(raw['experiment'])} not found "
-                        "(paths are relative to the contract)",
-                    )
+                problem = _file_problem(raw["experiment"], base_dir, "experiment file", "chaos experiment")
+                if problem is not None:
+                    report.add(["spec", "chaos", name, "experiment"], problem)
     if pieces.load is not None and pieces.load.locustfile is not None:
-        path = Path(pieces.load.locustfile)
-        if not (path if path.is_absolute() else base_dir / path).is_file():
-            report.add(
-                ["spec", "load", "locustfile"],
-                f"locustfile {short(pieces.load.locustfile)} not found (paths are relative to the contract)",
+        problem = _file_problem(pieces.load.locustfile, base_dir, "locustfile", "locust")
+        if problem is not None:
+            report.add(["spec", "load", "locustfile"], problem)
+
+
+def warnings(steps: list[Any]) -> list[tuple[str, str]]:
+    """Things that work but are probably not meant: (field path, message). Not errors: the
+    contract still loads. Today: a ladder that reaches 100 % with a mirror still on, so every
+    production request (POSTs included) would run twice on the canary until the run ends."""
+    out: list[tuple[str, str]] = []
+    mirror_at: int | None = None
+    for index, step in enumerate(steps):
+        if isinstance(step, Mirror):
+            mirror_at = index if step.percent > 0 else None
+        elif isinstance(step, SetWeight) and step.weight == 100 and mirror_at is not None:
+            out.append(
+                (
+                    f"spec.steps[{index}]",
+                    f"the ladder reaches 100% while the mirror of spec.steps[{mirror_at}] is still on: "
+                    "every production request would also be copied to the canary, so it runs twice; "
+                    "add `mirror: 0` before this step (gate turns the mirror off when the run ends)",
+                )
             )
+            mirror_at = None
+    return out

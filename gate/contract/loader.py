@@ -17,18 +17,12 @@ from gate.contract.errors import ContractError, Problem, format_path, short
 from gate.contract.models import Contract
 from gate.contract.pydantic_errors import problems_from_validation
 from gate.contract.sli import SliLibrary
-from gate.contract.yamlsrc import Source, parse_yaml, read_bytes
+from gate.contract.yamlsrc import Source, parse_yaml, read_file
 
 
 def load_contract(path: Path, library: SliLibrary | None = None) -> Contract:
     """Read and validate a contract file; `ContractError` lists every problem."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ContractError(
-            [Problem(str(path), None, None, "", f"cannot read: {exc.strerror or exc}")]
-        ) from None
-    text = read_bytes(raw, str(path))
+    text = read_file(path)
     return validate_source(parse_yaml(text, str(path)), library=library, base_dir=path.resolve().parent)
 
 

@@ -169,13 +169,117 @@ Router = Annotated[
 """What moves traffic, chosen by `type`."""
 
 
+class SecretKeyRef(Model):
+    """A key of a Kubernetes Secret in the contract's namespace (resolved by the operator)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = (
+        Field(description="The Secret's name.")
+    )
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        default="value", description="The key in the Secret's data."
+    )
+
+
+class Credential(Model):
+    """Where a credential comes from — never the credential itself: a file (relative to the contract),
+    an environment variable, or, in a cluster, a Kubernetes Secret the operator reads."""
+
+    file: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="A file holding the credential (one trailing newline is ignored)."
+    )
+    env: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = (
+        Field(default=None, description="An environment variable holding the credential.")
+    )
+    secret: SecretKeyRef | None = Field(
+        default=None, description="A Kubernetes Secret key (resolved by the operator only)."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Credential:
+        given = [k for k in ("file", "env", "secret") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of file, env or secret")
+        return self
+
+
+class BasicAuth(Model):
+    """HTTP basic authentication."""
+
+    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\r\n]+$")] = Field(
+        description="The user name (not a secret; no colon)."
+    )
+    password: Credential = Field(description="Where the password comes from.")
+
+
+class PrometheusAuth(Model):
+    """How gate authenticates to Prometheus: a bearer token or basic auth (one of them)."""
+
+    bearer: Credential | None = Field(default=None, description="Where the bearer token comes from.")
+    basic: BasicAuth | None = Field(default=None, description="User name and where the password comes from.")
+
+    @model_validator(mode="after")
+    def _one(self) -> PrometheusAuth:
+        if (self.bearer is None) == (self.basic is None):
+            raise ValueError("give exactly one of bearer or basic")
+        return self
+
+
+class PrometheusTls(Model):
+    """How the Prometheus server's certificate is checked."""
+
+    ca_file: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the server's certificate (relative to the contract).",
+    )
+    insecure_skip_verify: Bool = Field(
+        default=False, description="Do not verify the server's certificate (test setups only)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PrometheusTls:
+        if self.ca_file is not None and self.insecure_skip_verify:
+            raise ValueError("caFile and insecureSkipVerify contradict each other; keep one")
+        return self
+
+
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+HeaderValue = Annotated[str, Field(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
+
+
 class Prometheus(Model):
-    """Where the SLIs are read."""
+    """Where the SLIs are read, and how gate authenticates there."""
 
     url: HttpUrl | None = Field(
         default=None, description="Prometheus base URL, e.g. http://prometheus.monitoring:9090."
     )
     scrape_interval: Duration = Field(default=15.0, gt=0, description="How often targets are scraped.")
+    auth: PrometheusAuth | None = Field(
+        default=None, description="Bearer token or basic auth, read from a file, a variable or a Secret."
+    )
+    headers: dict[str, HeaderValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Extra request headers (e.g. X-Scope-OrgID for Thanos or Mimir); not for credentials.",
+    )
+    tls: PrometheusTls | None = Field(default=None, description="CA file or skipping verification.")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _HEADER_RE.match(name) or len(name) > 256:
+                raise ValueError(f"{short(name)} is not an HTTP header name")
+            if name.lower() in _CREDENTIAL_HEADERS:
+                raise ValueError(
+                    f"header {name} would put a credential in the contract; use auth.bearer or auth.basic"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_once(self) -> Prometheus:
+        if self.auth is not None and self.url is not None and "@" in self.url.split("/", 3)[2]:
+            raise ValueError("the URL carries user:password and auth is set too; drop the URL's credentials")
+        return self
 
 
 def _default_sources() -> dict[Source, dict[str, str]]:
@@ -667,6 +771,17 @@ Notify = Annotated[
 ]
 
 
+class Power(Model):
+    """The change a step's evidence must be able to catch before a promote at its end counts."""
+
+    detect: Fraction = Field(
+        gt=0, le=10, description="Smallest regression to catch, relative, e.g. 10% (more than the tolerance)."
+    )
+    probability: Fraction = Field(
+        default=0.9, ge=0.5, lt=1, description="How often a regression of that size must be caught, e.g. 90%."
+    )
+
+
 class Policy(Model):
     """How verdicts become decisions."""
 
@@ -689,9 +804,34 @@ class Policy(Model):
     error_limit: Int = Field(
         default=3, ge=0, description="Verdicts that could not be measured tolerated; one more rolls back."
     )
+    power: Power | None = Field(
+        default=None,
+        description="Demand power: a step whose evidence could not have caught this change holds at its end.",
+    )
     interval: Duration = Field(default=10.0, gt=0, description="Time between analysis ticks.")
     deadline: Duration = Field(default=3600.0, gt=0, description="The whole rollout must end within this.")
     notify: list[Notify] = Field(default_factory=list, description="Where decisions are announced.")
+
+
+# --- promotion -----------------------------------------------------------------------------------
+
+
+class Promotion(Model):
+    """What "promoted" hands over once the last step has passed (docs/kubernetes.md#promotion)."""
+
+    mode: Literal["route-only", "copy", "external"] = Field(
+        default="route-only",
+        description="route-only: the route is left at canary 100 % (you promote the stable Deployment "
+        "yourself); copy: gate copies the canary's pod template into the stable Deployment, waits for its "
+        "rollout, routes 100 % back to stable and scales the canary to zero (as Flagger does); external: "
+        "gate waits until the stable Deployment runs the canary's images (a GitOps tool promotes), then "
+        "routes back to stable.",
+    )
+    timeout: Duration = Field(
+        default=600.0,
+        gt=0,
+        description="How long copy/external wait for the stable Deployment to run the canary's version.",
+    )
 
 
 # --- spec and contract ---------------------------------------------------------------------------
@@ -721,9 +861,29 @@ class Spec(Model):
     )
     steps: list[Step] = Field(default_factory=list, description="The rollout ladder.")
     policy: Policy = Field(default_factory=Policy, description="How verdicts become decisions.")
+    promotion: Promotion = Field(
+        default_factory=Promotion, description="What a promotion hands over to the stable version."
+    )
     slis: dict[str, SliTemplate] = Field(
         default_factory=dict, description="The contract's own SLI templates."
     )
+
+    @model_validator(mode="after")
+    def _promotion_needs_deployments(self) -> Spec:
+        mode = self.promotion.mode
+        if mode == "route-only":
+            return self
+        if isinstance(self.router, NginxRouter):
+            raise ValueError(
+                f"promotion.mode {mode} hands over Kubernetes Deployments; the nginx router runs outside "
+                "Kubernetes: use mode route-only"
+            )
+        if not self.target.stable.deployment or not self.target.canary.deployment:
+            raise ValueError(
+                f"promotion.mode {mode} needs target.stable.deployment and target.canary.deployment "
+                "(the Deployments whose versions it hands over)"
+            )
+        return self
 
     @field_validator("chaos")
     @classmethod

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.contract.errors import ContractError, Problem, short
-from gate.contract.yamlsrc import Source, parse_yaml, read_bytes
+from gate.contract.errors import Problem, short
+from gate.contract.yamlsrc import Source, parse_yaml, read_file
 
 EXTENSION = "x-performance-contract"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -56,13 +56,7 @@ class Imported:
 
 def read_document(path: Path) -> Source:
     """Parse an OpenAPI document (YAML or JSON) with the same limits as contracts."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ContractError(
-            [Problem(str(path), None, None, "", f"cannot read OpenAPI document: {exc.strerror or exc}")]
-        ) from None
-    return parse_yaml(read_bytes(raw, str(path)), str(path))
+    return parse_yaml(read_file(path, what="OpenAPI document"), str(path))
 
 
 def objectives_from(source: Source) -> tuple[list[Imported], list[Problem]]:

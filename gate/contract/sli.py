@@ -273,7 +273,7 @@ class SliLibrary:
     @classmethod
     def load(cls, paths: Path | Sequence[Path], extra: Mapping[str, SliTemplate] | None = None) -> SliLibrary:
         """Load every `*.yaml` of the given folders/files; all problems raised together."""
-        from gate.contract.yamlsrc import parse_yaml, read_bytes
+        from gate.contract.yamlsrc import parse_yaml, read_file
 
         templates: dict[str, SliTemplate] = {}
         problems: list[Problem] = []
@@ -282,7 +282,7 @@ class SliLibrary:
             files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
         for file in files:
             try:
-                source = parse_yaml(read_bytes(file.read_bytes(), str(file)), str(file))
+                source = parse_yaml(read_file(file, what="SLI library"), str(file))
             except ContractError as exc:
                 problems.extend(exc.problems)
                 continue

@@ -7,6 +7,7 @@ field path back to that spot. Plain Python data (dicts, lists, scalars) is what 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import AliasEvent, ScalarEvent
+from ruamel.yaml.reader import ReaderError
 
+from gate import boundedio
 from gate.contract.errors import ContractError, PathPart, Problem, short
 
 MAX_BYTES = 1024 * 1024
@@ -26,6 +29,9 @@ MAX_DEPTH = 40
 """Deepest nesting of mappings and lists accepted."""
 MAX_NODES = 10_000
 """Most YAML nodes accepted in one file."""
+MAX_DIGITS = 400
+"""Longest run of digits accepted in a plain scalar (Python refuses to read 4,300 as an integer)."""
+_LONG_NUMBER = re.compile(rf"^[-+]?(?:0[xob])?[0-9a-fA-F_]{{{MAX_DIGITS + 1},}}")
 
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
@@ -52,6 +58,21 @@ class Source:
         return Problem(self.filename, line, column, format_path(path), message)
 
 
+def read_file(path: str | os.PathLike[str], what: str = "contract") -> str:
+    """A contract-like file's text, read bounded: a FIFO, a device, a socket or a file over 1 MiB is
+    refused (after `stat`, before any read) with a `ContractError`, and so is text that is not UTF-8."""
+    try:
+        raw = boundedio.read_limited(path, MAX_BYTES, what=what)
+    except boundedio.FileRefused as exc:
+        advice = (
+            " — split it or move bulky parts (chaos experiments, locustfiles) into their own files"
+            if "limited to" in exc.reason
+            else ""
+        )
+        raise ContractError([Problem(str(path), None, None, "", exc.reason + advice)]) from None
+    return read_bytes(raw, str(path))
+
+
 def read_bytes(raw: bytes, filename: str) -> str:
     """Decode a file's bytes, refusing oversized or non-UTF-8 input with a clear problem."""
     if len(raw) > MAX_BYTES:
@@ -66,6 +87,13 @@ def read_bytes(raw: bytes, filename: str) -> str:
                     "split it or move bulky parts (chaos experiments, locustfiles) into their own files",
                 )
             ]
+        )
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        column = nul - (raw.rfind(b"\n", 0, nul) + 1) + 1
+        raise ContractError(
+            [Problem(filename, line, column, "", "a NUL byte; the file is binary or corrupt, not YAML text")]
         )
     try:
         return raw.decode("utf-8")
@@ -83,6 +111,15 @@ def parse_yaml(text: str, filename: str) -> Source:
         raise ContractError(
             [Problem(filename, None, None, "", "text is larger than 1 MiB; contracts are limited to 1 MiB")]
         )
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ContractError(
+            [
+                Problem(
+                    filename, *_position(text, nul), "", "a NUL byte; the text is binary or corrupt, not YAML"
+                )
+            ]
+        )
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     yaml.Composer = _guarded_composer(filename)
@@ -97,6 +134,11 @@ def parse_yaml(text: str, filename: str) -> Source:
         what = _plain_yaml_problem(exc.problem or exc.context or "not valid YAML")
         raise ContractError(
             [Problem(filename, line, column, "", f"YAML syntax: {_sentence(what)}")]
+        ) from None
+    except ReaderError as exc:  # a character YAML does not allow; its position counts characters
+        at = int(exc.position or 0)
+        raise ContractError(
+            [Problem(filename, *_position(text, at), "", f"YAML: character {exc.character!r} is not allowed")]
         ) from None
     except Exception as exc:  # the scanner raises assorted errors on hostile input
         raise ContractError(
@@ -116,6 +158,11 @@ def parse_yaml(text: str, filename: str) -> Source:
         )
     tree = documents[0]
     return Source(filename=filename, data=to_plain(tree), tree=tree)
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of a character index."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 _DUPLICATE_KEY = re.compile(r'duplicate key "(.*?)" with value')
@@ -149,6 +196,17 @@ def _guarded_composer(filename: str) -> type[Composer]:
     class GuardedComposer(Composer):
         gate_nodes = 0
         gate_depth = 0
+        gate_documents = 0
+
+        def compose_document(self) -> Any:
+            self.gate_documents += 1
+            if self.gate_documents > 1:
+                raise _refuse(
+                    filename,
+                    self.parser.peek_event(),
+                    "a second YAML document starts here; keep one contract per file",
+                )
+            return super().compose_document()
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.parser.peek_event()
@@ -160,6 +218,10 @@ def _guarded_composer(filename: str) -> type[Composer]:
             if tag is not None and str(tag) not in _PLAIN_TAGS:
                 raise _refuse(
                     filename, event, f"YAML tag {short(str(tag))} is not allowed; contracts use plain values"
+                )
+            if isinstance(event, ScalarEvent) and event.style is None and _LONG_NUMBER.match(event.value):
+                raise _refuse(
+                    filename, event, f"a number of more than {MAX_DIGITS} digits; numbers here are shorter"
                 )
             self.gate_nodes += 1
             if self.gate_nodes > MAX_NODES:

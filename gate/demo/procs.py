@@ -1,7 +1,8 @@
 """Child processes of the demo (the demo services and the production users), each stopped by its own pid.
 
-Every child is started in its own session, with ``--parent`` set to this process, so a demo killed
-without cleaning up still leaves nothing behind: the children notice and exit by themselves.
+Every child is started in its own session, with ``--parent`` set to this process and (on Linux, from
+the main thread) a parent-death signal, so a demo killed without cleaning up still leaves nothing
+behind: the kernel sends the children SIGTERM, and they would notice and exit by themselves anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gate.drivers.process import terminate
+from gate.drivers.process import child_options, terminate
 
 _LOG_TAIL = 1500
 
@@ -49,7 +50,7 @@ class ChildProcess:
         cmd = [sys.executable, "-m", self.module, *self.args, "--parent", str(os.getpid())]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+                cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, **child_options()
             )
         if self.health_url is None:
             return self

@@ -1,9 +1,9 @@
 """A real rollout in the demo topology: the engine's runner with the real drivers, recorded in the run store.
 
 Nothing here decides anything: the runner (``gate.engine.runner``) carries the contract's steps out,
-the analyst measures Prometheus and the Locust samples and the judge decides. This module only
-composes them for the demo's topology — its nginx router, its Prometheus, its fault proxy — and
-reports what happens as it happens.
+the analyst measures Prometheus and the Locust samples and the judge decides. The parts come from the
+one composition (``gate.compose.start_run``, as `gate run` builds them), pointed at the demo's
+topology — its nginx router, its Prometheus, its fault proxy.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.contract import Contract, SliLibrary
+from gate import compose
+from gate.contract import Contract
 from gate.demo.topology import Topology
 from gate.drivers.store import RunStore
 from gate.engine.clock import SystemClock
-from gate.engine.compose import drivers_for
 from gate.engine.machine import Effect, Input, State
-from gate.engine.plan import plan_from_contract
 from gate.engine.runner import LookOutcome, LookRequest, Runner
+from gate.settings import Settings
 
 
 @dataclass
@@ -59,31 +59,27 @@ def build_runner(
     if topology.router is None or topology.prometheus is None:
         raise RuntimeError("the topology is not running; start it first")
     watchers = watchers or Watchers()
-    library = SliLibrary.default(extra=contract.spec.slis)
-    # The engine's own composition (as `gate run` uses it), pointed at this topology's parts.
-    drivers = drivers_for(
-        contract,
-        library,
+    # The one composition (as `gate run` uses it), pointed at this topology's parts.
+    settings = Settings(
         workdir=topology.workdir / "gate",
         prometheus_url=topology.prometheus_url,
-        fault_context={"fault_proxy": topology.fault_admin_url},
+        fault_proxy=topology.fault_admin_url,
+    )
+    parts = compose.start_run(
+        contract,
+        contract_text,
+        settings=settings,
+        store=store,
+        face="demo",
+        router=topology.router,
+        meta=meta,
+        observer=watchers.on_transition,
+        on_look=watchers.on_look,
+        clock=clock or SystemClock(),
         stable_url=topology.stable_url,
         canary_url=topology.canary_url,
     )
-    runner = Runner.create(
-        store,
-        plan_from_contract(contract),
-        contract_name=contract.metadata.name,
-        service=contract.spec.service,
-        contract_text=contract_text,
-        meta={"face": "demo", **(meta or {})},
-        clock=clock or SystemClock(),
-        router=topology.router,
-        observer=watchers.on_transition,
-        on_look=watchers.on_look,
-        **drivers.runner_kwargs(),
-    )
-    return runner, drivers.close
+    return parts.runner, parts.close
 
 
 def outcome(runner: Runner, looks: list[LookOutcome]) -> Outcome:
@@ -105,7 +101,11 @@ def default_store_path() -> Path:
     return Path(".gate") / "runs.sqlite"
 
 
-def open_store(path: Path) -> RunStore:
-    """Open (creating it and its folder when missing) the run store the dashboard reads."""
+def open_store(path: Path | str) -> RunStore:
+    """Open (creating it and its folder when missing) the run store the dashboard reads: a SQLite
+    file, or any store URL (``sqlite:///…``, ``postgresql://…``)."""
+    if isinstance(path, str) and "://" in path:
+        return compose.open_store(path)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return RunStore(path)
+    return compose.open_store(str(path))

@@ -28,6 +28,7 @@ import httpx
 from gate.demo.procs import ChildProcess, DemoProcessError, free_port
 from gate.drivers.chaos.faultproxy import FaultProxy
 from gate.drivers.nginx import NginxError
+from gate.drivers.process import tied_tree
 from gate.drivers.promserver import PrometheusServer, PromServerError, ScrapeJob, scrape_config
 from gate.drivers.routers.base import RouterError
 from gate.drivers.routers.nginx import NginxRouter
@@ -113,30 +114,34 @@ class Topology:
             return self  # already up (``with topology.start(...):`` enters a started topology)
         say = on_step or (lambda _msg: None)
         try:
-            self._on_free_ports(("prometheus",), self._start_prometheus)
-            say(f"prometheus      {self.prometheus_url}  (scrapes every {self.config.scrape_interval:g}s)")
-            self._on_free_ports(
-                ("dependency",), lambda: self._start_service("dependency", ["--role", "risk-api"])
-            )
-            self._on_free_ports(("proxy", "proxy_admin"), self._start_proxy)
-            say(f"{DEPENDENCY:<15} {self.url('dependency')}  behind the fault proxy {self.url('proxy')}")
-            stable_args = ["--track", "stable", "--downstream", self.url("proxy")]
-            self._on_free_ports(("stable",), lambda: self._start_service("stable", stable_args))
-            canary_flags = CANARY_FLAGS[self.config.scenario]
-            canary_args = ["--track", "canary", "--downstream", self.url("proxy"), *canary_flags]
-            self._on_free_ports(("canary",), lambda: self._start_service("canary", canary_args))
-            say(f"checkout stable {self.stable_url}")
-            say(f"checkout canary {self.canary_url}  {' '.join(canary_flags) or '(same as stable)'}")
-            # Prometheus learns the services' addresses only now that they are known and bound.
-            self._scrape_services()
-            self._on_free_ports(("router",), self._start_router)
-            say(f"nginx router    {self.router_url}  (canary weight 0, mirror off)")
-            self._start_users()
-            say(f"production      {self.config.users_rate:g} requests/s through the router")
+            with tied_tree():  # every process of the demo dies with it, even on SIGKILL
+                self._start_parts(say)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_parts(self, say: Callable[[str], None]) -> None:
+        self._on_free_ports(("prometheus",), self._start_prometheus)
+        say(f"prometheus      {self.prometheus_url}  (scrapes every {self.config.scrape_interval:g}s)")
+        self._on_free_ports(
+            ("dependency",), lambda: self._start_service("dependency", ["--role", "risk-api"])
+        )
+        self._on_free_ports(("proxy", "proxy_admin"), self._start_proxy)
+        say(f"{DEPENDENCY:<15} {self.url('dependency')}  behind the fault proxy {self.url('proxy')}")
+        stable_args = ["--track", "stable", "--downstream", self.url("proxy")]
+        self._on_free_ports(("stable",), lambda: self._start_service("stable", stable_args))
+        canary_flags = CANARY_FLAGS[self.config.scenario]
+        canary_args = ["--track", "canary", "--downstream", self.url("proxy"), *canary_flags]
+        self._on_free_ports(("canary",), lambda: self._start_service("canary", canary_args))
+        say(f"checkout stable {self.stable_url}")
+        say(f"checkout canary {self.canary_url}  {' '.join(canary_flags) or '(same as stable)'}")
+        # Prometheus learns the services' addresses only now that they are known and bound.
+        self._scrape_services()
+        self._on_free_ports(("router",), self._start_router)
+        say(f"nginx router    {self.router_url}  (canary weight 0, mirror off)")
+        self._start_users()
+        say(f"production      {self.config.users_rate:g} requests/s through the router")
 
     def _on_free_ports(self, names: tuple[str, ...], start: Callable[[], None], attempts: int = 4) -> None:
         """Pick free ports and start a part on them; when another program took a port in between

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gate.drivers.process import child_options, tree_tied
+
 LUA_MODULES_DIR = Path("/usr/share/nginx/modules")
 
 
@@ -138,7 +140,8 @@ class NginxServer:
             [nginx_binary(), "-p", str(self.prefix), "-c", str(self.conf_path)],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            start_new_session=True,
+            # Tied to gate only in the demo (tied_tree): a local router must outlive a gate restart.
+            **child_options(tie=tree_tied()),
         )
         log.close()
         deadline = time.monotonic() + timeout

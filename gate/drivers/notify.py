@@ -24,10 +24,14 @@ log = logging.getLogger(__name__)
 
 ChannelKind = Literal["webhook", "slack", "pagerduty"]
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
-ALL_EVENTS = frozenset({"started", "advanced", "held", "resumed", "rolling_back", "rolled_back", "promoted"})
+ALL_EVENTS = frozenset(
+    {"started", "advanced", "held", "resumed", "rolling_back", "rolled_back", "rollback_failed", "promoted"}
+)
 # Progress through each step is in the run store; people are told what needs or changes attention.
-DEFAULT_EVENTS = frozenset({"started", "held", "resumed", "rolling_back", "rolled_back", "promoted"})
-_PD_TRIGGER = {"held", "rolling_back", "rolled_back"}
+DEFAULT_EVENTS = frozenset(
+    {"started", "held", "resumed", "rolling_back", "rolled_back", "rollback_failed", "promoted"}
+)
+_PD_TRIGGER = {"held", "rolling_back", "rolled_back", "rollback_failed"}
 _PD_RESOLVE = {"promoted", "resumed"}
 _EMOJI = {
     "started": ":rocket:",
@@ -36,6 +40,7 @@ _EMOJI = {
     "resumed": ":arrow_forward:",
     "rolling_back": ":rotating_light:",
     "rolled_back": ":leftwards_arrow_with_hook:",
+    "rollback_failed": ":sos:",
     "promoted": ":white_check_mark:",
 }
 MAX_TEXT = 2900  # Slack section text is limited to 3000 characters; PagerDuty summaries to 1024
@@ -73,6 +78,7 @@ def _title(message: Mapping[str, Any]) -> str:
         "resumed": "rollout resumed",
         "rolling_back": "rolling back",
         "rolled_back": "rolled back",
+        "rollback_failed": "ROLLBACK FAILED — traffic may still reach the canary",
         "promoted": "promoted",
     }
     return f"gate: {service} {words.get(str(message.get('event')), str(message.get('event')))}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from gate.drivers.process import terminate
+from gate.drivers.process import child_options, terminate
 
 # Backfilled test data sits at fixed dates; the default 15 d retention would delete it at start.
 DEFAULT_RETENTION = "100y"
@@ -133,6 +133,10 @@ class PrometheusServer:
     remote_write: bool = False
     retention: str = DEFAULT_RETENTION
     extra_args: Sequence[str] = ()
+    web_config: str = ""
+    """Prometheus's --web.config.file contents (basic_auth_users, tls_server_config), when not empty."""
+    probe_headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers gate's own readiness and reload requests send (e.g. the basic auth `web_config` asks for)."""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,10 +184,12 @@ class PrometheusServer:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
             *(["--web.enable-remote-write-receiver"] if self.remote_write else []),
+            *([f"--web.config.file={self._write_web_config()}"] if self.web_config else []),
             *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+            # Dies with gate (PR_SET_PDEATHSIG): a killed gate leaves no Prometheus behind.
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, **child_options())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -196,6 +202,12 @@ class PrometheusServer:
         self.stop()
         raise PromServerError(f"prometheus was not ready within {timeout:.0f}s: {self._log_tail()}")
 
+    def _write_web_config(self) -> Path:
+        path = self.data_dir.parent / f"{self.data_dir.name}.web.yml"
+        path.write_text(self.web_config)
+        path.chmod(0o600)
+        return path
+
     def _log_tail(self) -> str:
         try:
             return self.log_path.read_text(errors="replace").strip()[-_LOG_TAIL:]
@@ -205,7 +217,8 @@ class PrometheusServer:
     def ready(self) -> bool:
         """True when the server answers 200 on `/-/ready` (TSDB loaded, serving queries)."""
         try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1.0) as resp:  # noqa: S310 (loopback URL we built)
+            req = urllib.request.Request(f"{self.url}/-/ready", headers=dict(self.probe_headers))  # noqa: S310
+            with urllib.request.urlopen(req, timeout=1.0) as resp:  # noqa: S310 (loopback URL we built)
                 return int(resp.status) == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -234,7 +247,9 @@ class PrometheusServer:
             candidate.unlink(missing_ok=True)
         self.config = config
         try:
-            req = urllib.request.Request(f"{self.url}/-/reload", method="POST")  # noqa: S310 (loopback)
+            req = urllib.request.Request(  # noqa: S310 (loopback)
+                f"{self.url}/-/reload", method="POST", headers=dict(self.probe_headers)
+            )
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
                 if int(resp.status) != 200:
                     raise PromServerError(f"prometheus refused the reload (HTTP {resp.status})")

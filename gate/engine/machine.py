@@ -5,7 +5,10 @@ world leaves as effects, which the runner (``gate.engine.runner``) checkpoints a
 
 The rules, in words (docs/engine.md has the long form):
 
-- Steps run in order. ``setWeight`` and ``mirror`` finish at once; ``pause`` waits its duration;
+- Steps run in order. ``setWeight`` and ``mirror`` finish when the router confirms the change
+  (``Applied``): the next step's clock and the evidence window start then, never before, and no
+  look is taken while a traffic change is on its way (a window never mixes two weights); ``pause``
+  waits its duration;
   ``analyze``, ``load`` and ``chaos`` are *gating* steps: they finish only when their minimum
   duration is over AND a look taken after it says ``promote``.
 - Every tick while the canary sees traffic (or a gating step runs) the machine asks for a look
@@ -15,8 +18,11 @@ The rules, in words (docs/engine.md has the long form):
   step; past the step's minimum duration they are counted, and past the policy's limits the run
   is held for a human (``onInconclusive: hold``) or rolled back (``onInconclusive: rollback``).
 - Past the deadline a run that has not finished is rolled back.
-- A rollback (weight 0, mirror off, load stopped, faults undone) is never blocked: nothing but its
-  own success ends it; a failed attempt is repeated on the next tick.
+- A rollback (weight 0, mirror off, load stopped, faults undone) is never blocked: each attempt
+  tries every part; a failed attempt is repeated on the next tick — until a part fails for good
+  (a permanent error: 403, 404, invalid) or ``rollback_attempts`` attempts have failed: then the run
+  ends ``rollback_failed`` ("traffic may still reach the canary") for a person, instead of looping.
+- Every decision keeps its basis: the verdicts (objective@source=status, look) that drove it.
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ from typing import Literal, TypeAlias
 
 StepKind: TypeAlias = Literal["setWeight", "pause", "analyze", "load", "chaos", "mirror"]
 Phase: TypeAlias = Literal["pending", "stepping", "rolling_back", "finished"]
-RunStatus: TypeAlias = Literal["running", "promoted", "rolled_back", "held", "failed"]
+RunStatus: TypeAlias = Literal["running", "promoted", "rolled_back", "held", "failed", "rollback_failed"]
 Action: TypeAlias = Literal["promote", "hold", "rollback"]
 # Why a rollback began: the evidence (a failed look), a person, the policy on unknowns, time, a driver.
 Cause: TypeAlias = Literal["verdict", "abort", "inconclusive", "errors", "deadline", "driver"]
 Event: TypeAlias = Literal[
-    "started", "advanced", "held", "resumed", "rolling_back", "rolled_back", "promoted"
+    "started", "advanced", "held", "resumed", "rolling_back", "rolled_back", "rollback_failed", "promoted"
 ]
 
 GATING_KINDS: frozenset[str] = frozenset({"analyze", "load", "chaos"})
+LATE_SECONDS = 1.0  # a traffic change confirmed this long after it was asked is reported as late
 
 
 # --------------------------------------------------------------------------------------------- plan
@@ -73,9 +80,12 @@ class PolicyPlan:
     interval: float = 5.0  # seconds between ticks (re-evaluation)
     deadline: float | None = None  # seconds from start; an unfinished run is rolled back after it
     on_inconclusive: Literal["hold", "rollback"] = "hold"
-    failure_limit: int = 0  # failed looks tolerated before rolling back (0: the first one rolls back)
-    inconclusive_limit: int = 3  # inconclusive looks tolerated once a step waits for a conclusion
-    error_limit: int = 3  # failed analyses (consecutive) tolerated once a step waits for a conclusion
+    # The engine's own counts of LOOKS (the contract's failureLimit, inconclusiveLimit and errorLimit
+    # count VERDICTS within one look and are applied by the judge; docs/contracts.md).
+    failed_looks: int = 0  # looks the judge said roll back that are tolerated (0: the first acts)
+    undecided_looks: int = 3  # looks at a step's end that may stay undecided before onInconclusive
+    blind_looks: int = 3  # looks in a row that could not be made (or judged) before onInconclusive
+    rollback_attempts: int = 5  # failed rollback attempts (one per tick) before ``rollback_failed``
     diagnostics: bool = False  # capture diagnostics from the canary when the evidence fails it
 
 
@@ -115,6 +125,10 @@ class State:
     rollback_attempts: int = 0
     chaos_cleanup: tuple[str, ...] = ()  # experiments whose stop failed; retried every tick
     finished_at: float | None = None
+    applying: str | None = None  # the traffic change asked and not yet confirmed ("set_weight", "set_mirror")
+    applying_since: float | None = None  # when it was asked
+    late: float = 0.0  # seconds the last traffic change took to take effect after it was asked
+    basis: tuple[str, ...] = ()  # the verdicts the last decision rests on: "look N: objective@source=status"
 
     @property
     def terminal(self) -> bool:
@@ -153,7 +167,19 @@ class Judged:
     # What a rollback decision rests on: failed verdicts, or the policy on unknowns (the judge's
     # onInconclusive at the end of a step, or errors beyond its limit).
     basis: Literal["evidence", "inconclusive", "errors"] = "evidence"
+    # The verdicts the decision rests on, "objective@source=status" (the runner picks them).
+    drivers: tuple[str, ...] = ()
     kind: Literal["judged"] = "judged"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The router confirmed a traffic change (``effect``: set_weight or set_mirror) at ``at``."""
+
+    at: float
+    effect: str
+    percent: int
+    kind: Literal["applied"] = "applied"
 
 
 @dataclass(frozen=True)
@@ -174,6 +200,7 @@ class EffectFailed:
     effect: str  # the effect's kind
     error: str
     detail: str = ""  # e.g. the chaos experiment's name
+    permanent: bool = False  # retrying cannot help (403, 404, invalid): a rollback then ends rollback_failed
     kind: Literal["effect_failed"] = "effect_failed"
 
 
@@ -205,7 +232,7 @@ class Abort:
     kind: Literal["abort"] = "abort"
 
 
-Input: TypeAlias = Start | Tick | Judged | LookFailed | EffectFailed | RolledBack | Resume | Abort
+Input: TypeAlias = Start | Tick | Applied | Judged | LookFailed | EffectFailed | RolledBack | Resume | Abort
 
 
 # ------------------------------------------------------------------------------------------ effects
@@ -363,6 +390,8 @@ def _stepping(plan: Plan, state: State, event: Input) -> tuple[State, list[Effec
 
     if isinstance(event, Tick):
         return _tick(plan, state, at)
+    if isinstance(event, Applied):
+        return _applied(plan, state, event)
     if isinstance(event, Judged):
         return _judged(plan, state, event)
     if isinstance(event, LookFailed):
@@ -385,7 +414,7 @@ def _tick(plan: Plan, state: State, at: float) -> tuple[State, list[Effect]]:
         effects += more
         if state.phase != "stepping":
             return state, effects
-    if _observing(plan, state):
+    if state.applying is None and _observing(plan, state):
         look = state.looks + 1
         state = replace(state, looks=look)
         since = state.window_start if state.window_start is not None else at
@@ -442,7 +471,8 @@ def _advance_timed(plan: Plan, state: State, at: float) -> tuple[State, list[Eff
 def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect]]:
     if event.look != state.looks:
         return state, []  # an answer to an older question; the newer look decides
-    state = replace(state, last_action=event.action, reason=event.reason)
+    basis = tuple(f"look {event.look}: {d}" for d in event.drivers)
+    state = replace(state, last_action=event.action, reason=event.reason, basis=basis)
     if event.action == "hold" and event.errors:
         # Verdicts the judge could not compute: the analysis is partly blind, whatever the step.
         return _count_error(plan, state, event.reason)
@@ -453,7 +483,7 @@ def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect
     if event.action == "rollback":
         failed = state.failed + 1
         state = replace(state, failed=failed, errors=0)
-        if failed > plan.policy.failure_limit:
+        if failed > plan.policy.failed_looks:
             return _begin_rollback(plan, state, "verdict", event.reason)
         return state, []
     waiting = _waiting_for_conclusion(plan, state, event.at)
@@ -468,17 +498,39 @@ def _judged(plan: Plan, state: State, event: Judged) -> tuple[State, list[Effect
     return state, []
 
 
+def _applied(plan: Plan, state: State, event: Applied) -> tuple[State, list[Effect]]:
+    """A traffic change took effect: its step ends and the evidence window starts now."""
+    if state.applying is None or event.effect != state.applying:
+        return state, []  # a repeat (an effect re-applied after a crash): already taken in
+    step = plan.steps[state.step] if state.step < len(plan.steps) else None
+    asked = state.applying_since if state.applying_since is not None else event.at
+    late = max(0.0, event.at - asked)
+    label = step.label() if step is not None else event.effect
+    reason = f"{label} took effect" + (f" {late:.1f}s after it was asked" if late >= LATE_SECONDS else "")
+    state = replace(
+        state,
+        applying=None,
+        applying_since=None,
+        late=late,
+        window_start=event.at,
+        step=state.step + 1,
+        reason=reason,
+    )
+    return _enter_steps(plan, state, event.at)
+
+
 def _look_failed(plan: Plan, state: State, event: LookFailed) -> tuple[State, list[Effect]]:
     if event.look != state.looks:
         return state, []
     # Counted in every step: a blind gate must not carry on for long, whatever the step.
+    state = replace(state, basis=(f"look {event.look}: no verdict (the look failed)",))
     return _count_error(plan, state, f"analysis failed: {event.error}")
 
 
 def _count_inconclusive(plan: Plan, state: State, reason: str) -> tuple[State, list[Effect]]:
     n = state.inconclusive + 1
     state = replace(state, inconclusive=n, errors=0)
-    if n > plan.policy.inconclusive_limit:
+    if n > plan.policy.undecided_looks:
         return _unknowns_exhausted(plan, state, "inconclusive", f"{n} inconclusive looks: {reason}")
     return state, []
 
@@ -486,7 +538,7 @@ def _count_inconclusive(plan: Plan, state: State, reason: str) -> tuple[State, l
 def _count_error(plan: Plan, state: State, reason: str) -> tuple[State, list[Effect]]:
     n = state.errors + 1
     state = replace(state, errors=n)
-    if n > plan.policy.error_limit:
+    if n > plan.policy.blind_looks:
         return _unknowns_exhausted(plan, state, "errors", f"{n} failed analyses: {reason}")
     return state, []
 
@@ -568,13 +620,12 @@ def _enter_steps(plan: Plan, state: State, at: float) -> tuple[State, list[Effec
         if step.kind == "setWeight":
             weight = step.weight or 0
             effects.append(SetWeight(weight))
-            state = replace(state, weight=weight, window_start=at, step=index + 1)
-            continue
+            # The step ends when the router confirms (Applied); the next one starts then.
+            return replace(state, weight=weight, applying="set_weight", applying_since=at), effects
         if step.kind == "mirror":
             percent = step.percent or 0
             effects.append(SetMirror(percent))
-            state = replace(state, mirror=percent, window_start=at, step=index + 1)
-            continue
+            return replace(state, mirror=percent, applying="set_mirror", applying_since=at), effects
         if step.kind == "load":
             effects.append(StartLoad(step=index, duration=step.duration or 0.0))
             state = replace(state, load=True)
@@ -618,6 +669,8 @@ def _begin_rollback(plan: Plan, state: State, cause: Cause, reason: str) -> tupl
         reason=reason,
         rollback_inflight=True,
         rollback_attempts=attempt,
+        applying=None,
+        applying_since=None,
     )
     effects: list[Effect] = [Rollback(reason=reason, attempt=attempt)]
     # Diagnostics after the rollback: a slow profile must never delay getting users off the canary.
@@ -645,12 +698,33 @@ def _rolling_back(plan: Plan, state: State, event: Input) -> tuple[State, list[E
         severity: Literal["warning", "critical"] = "critical" if status == "failed" else "warning"
         return state, [_notify(state, "rolled_back", f"rolled back: {state.reason}", severity=severity)]
     if isinstance(event, EffectFailed) and event.effect == "rollback":
+        if event.permanent or state.rollback_attempts >= plan.policy.rollback_attempts:
+            return _rollback_failed(plan, state, event)
         return replace(state, rollback_inflight=False), []
     if isinstance(event, Tick) and not state.rollback_inflight:
         attempt = state.rollback_attempts + 1
         state = replace(state, rollback_inflight=True, rollback_attempts=attempt)
         return state, [Rollback(reason=state.reason, attempt=attempt)]
     return state, []
+
+
+def _rollback_failed(plan: Plan, state: State, event: EffectFailed) -> tuple[State, list[Effect]]:
+    """A rollback that cannot be carried out: the run ends for a person, said loudly, never looping."""
+    why = "a permanent error" if event.permanent else f"{state.rollback_attempts} attempts"
+    reason = (
+        f"rollback failed ({why}): traffic may still reach the canary — {event.error}; "
+        f"rollback was for: {state.reason}"
+    )
+    state = replace(
+        state,
+        phase="finished",
+        status="rollback_failed",
+        rollback_inflight=False,
+        applying=None,
+        finished_at=event.at,
+        reason=reason,
+    )
+    return state, [_notify(state, "rollback_failed", reason, severity="critical")]
 
 
 # ------------------------------------------------------------------------------------------ helpers

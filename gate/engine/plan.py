@@ -13,6 +13,8 @@ from gate.contract import steps as contract_steps
 from gate.engine.machine import Plan, PolicyPlan, StepPlan
 
 DEFAULT_CHAOS_SECONDS = 60.0
+UNDECIDED_LOOKS = 3  # looks at a step's end the judge may leave undecided (hold) before onInconclusive
+BLIND_LOOKS = 3  # looks in a row that could not be made or judged (errors) before onInconclusive
 
 
 def plan_from_contract(contract: Contract, *, diagnostics: bool = False) -> Plan:
@@ -48,11 +50,12 @@ def plan_from_contract(contract: Contract, *, diagnostics: bool = False) -> Plan
             interval=float(policy.interval),
             deadline=float(policy.deadline),
             on_inconclusive=policy.on_inconclusive,
-            # The judge applies failureLimit to the failed verdicts of each look (its decision is
-            # anytime-valid): a rollback decision acts at once, never after a count of intervals.
-            failure_limit=0,
-            inconclusive_limit=int(policy.inconclusive_limit),
-            error_limit=int(policy.error_limit),
+            # failureLimit, inconclusiveLimit and errorLimit count verdicts within one look and are
+            # applied by the judge (its decision is anytime-valid: a rollback acts at once). What the
+            # engine counts are looks, with its own fixed rules (docs/contracts.md#policy).
+            failed_looks=0,
+            undecided_looks=UNDECIDED_LOOKS,
+            blind_looks=BLIND_LOOKS,
             diagnostics=diagnostics,
         ),
     )

@@ -12,24 +12,28 @@ Results feed back through the store's inbox, so a runner started on an existing 
 crash, a kill, a reboot) first re-applies the effects intended and not done, then consumes the
 inputs waiting, then ticks on: no step repeated or skipped, no record lost.
 
-Rollback is never blocked: its router calls are retried here a few times, and a rollback that still
-fails is repeated by the machine on every tick until it holds.
+The runner is driven from outside: ``advance(now)`` does what is due and returns when to call it
+again; ``run()`` is the CLI's thin loop over it and ``clock.sleep``. It imports no driver: what it
+needs is stated in ``gate.engine.ports`` and handed in by the composition (``gate.compose``).
+
+Driver calls go through ``gate.errors.retry_call`` (``EFFECT_RETRY``: bounded attempts and total
+time; a permanent error is not retried). Rollback is never blocked: every part is attempted each
+time; a rollback that still fails is repeated by the machine on every tick, until it holds or the
+machine gives up on it (a permanent error, or its attempt budget): ``rollback_failed``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from gate.drivers.diagnostics import Captured
-from gate.drivers.store import LookWrite, RunStore
 from gate.engine import codec
 from gate.engine.clock import Clock
 from gate.engine.machine import (
     Abort,
+    Applied,
     CaptureDiagnostics,
     Effect,
     EffectFailed,
@@ -53,106 +57,30 @@ from gate.engine.machine import (
     Tick,
     transition,
 )
+from gate.engine.ports import (
+    ChaosPort,
+    DiagnosticsPort,
+    EvidencePort,
+    LoadPort,
+    LookOutcome,
+    LookRequest,
+    LookWrite,
+    NotifierPort,
+    RouterPort,
+    StorePort,
+)
+from gate.errors import RetryPolicy, is_permanent, retry_call
+
+# The engine's ports, re-exported for callers of the runner (tests, faces).
+Analyst = EvidencePort
+__all__ = ["Analyst", "Crash", "LookOutcome", "LookRequest", "LookWrite", "Observer", "Runner"]
 
 log = logging.getLogger(__name__)
 
-# ------------------------------------------------------------------------------------------- ports
-# What the runner needs of each driver. Structural: gate.drivers.routers.Router, the load and chaos
-# adapters in gate.engine.adapters and gate.drivers.notify.Notifier fit without knowing of these.
-
-
-class RouterPort(Protocol):
-    """Moves traffic (see ``gate.drivers.routers.Router``)."""
-
-    def set_weight(self, canary_percent: int) -> Any:
-        """Send ``canary_percent`` of production traffic to the canary."""
-        ...
-
-    def set_mirror(self, percent: int) -> Any:
-        """Mirror ``percent`` of production requests to the canary."""
-        ...
-
-
-@dataclass(frozen=True)
-class LookRequest:
-    """What a look is asked: the evidence from ``since`` to ``at``, for ``step``, under ``chaos``,
-    of the ``sources`` reaching the canary; ``final`` when the step waits for a conclusion."""
-
-    look: int
-    step: int
-    since: float
-    at: float
-    chaos: str | None
-    sources: tuple[str, ...] = ()
-    final: bool = False
-
-
-@dataclass(frozen=True)
-class LookOutcome:
-    """What a look found: the judge's decision, its verdicts and a summary of the evidence."""
-
-    action: Literal["promote", "hold", "rollback"]
-    reason: str
-    errors: bool = False
-    basis: Literal["evidence", "inconclusive", "errors"] = "evidence"
-    verdicts: Sequence[dict[str, Any]] = ()
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-class Analyst(Protocol):
-    """Measures and judges (``gate.engine.analysis.ContractAnalyst`` in real runs)."""
-
-    def look(self, request: LookRequest) -> LookOutcome:
-        """Measure the evidence of the window and judge it; may raise (the look then fails)."""
-        ...
-
-
-class LoadPort(Protocol):
-    """Gate's synthetic load."""
-
-    def start(self, step: int, duration: float) -> None:
-        """Start (or restart) the load for ``duration`` seconds."""
-        ...
-
-    def stop(self) -> None:
-        """Stop the load (no-op when none runs)."""
-        ...
-
-
-class ChaosPort(Protocol):
-    """Chaos experiments; faults recorded before they are injected."""
-
-    def start(self, experiment: str, duration: float) -> None:
-        """Start ``experiment`` for ``duration`` seconds."""
-        ...
-
-    def stop(self, experiment: str) -> None:
-        """Stop ``experiment`` and undo its faults (idempotent)."""
-        ...
-
-    def stop_all(self) -> None:
-        """Undo every fault gate injected (idempotent)."""
-        ...
-
-
-class NotifierPort(Protocol):
-    """Tells people (``gate.drivers.notify.Notifier``)."""
-
-    def channels(self) -> list[str]:
-        """The channel names, for deduplication."""
-        ...
-
-    def send(self, channel: str, message: dict[str, Any]) -> tuple[bool, dict[str, Any], str]:
-        """Send one message on one channel: (ok, payload sent, error). Never raises."""
-        ...
-
-
-class DiagnosticsPort(Protocol):
-    """Captures the canary's diagnostics (``gate.drivers.diagnostics``)."""
-
-    def capture(self) -> list[Captured]:
-        """Capture what the contract names; failures are reported in ``Captured.error``, never raised."""
-        ...
+# Driver calls of an effect: a few attempts within a few seconds (the operator's worker thread and the
+# CLI's loop wait that long at most); a rollback that still fails is attempted again on later ticks.
+EFFECT_RETRY = RetryPolicy(attempts=3, total=10.0, initial=0.5, maximum=4.0)
+MAX_INPUTS_PER_ADVANCE = 200  # inputs consumed by one advance() before it returns (due again at once)
 
 
 class Crash(BaseException):
@@ -166,25 +94,30 @@ Observer = Callable[[int, Input, State, list[Effect]], None]
 
 
 class Runner:
-    """Carries one run from its store record to the end, resuming whatever was left undone."""
+    """Carries one run from its store record to the end, resuming whatever was left undone.
+
+    Driven from outside: ``advance(now)`` does what is due and returns when to call it again.
+    """
 
     def __init__(
         self,
-        store: RunStore,
+        store: StorePort,
         run_id: str,
         *,
         router: RouterPort,
-        analyst: Analyst,
+        analyst: EvidencePort,
         clock: Clock,
         load: LoadPort | None = None,
         chaos: ChaosPort | None = None,
         notifier: NotifierPort | None = None,
         diagnostics: DiagnosticsPort | None = None,
-        retries: int = 3,
-        retry_delay: float = 0.5,
+        retry: RetryPolicy | None = None,
+        retries: int | None = None,
+        retry_delay: float | None = None,
         hook: Callable[[str], None] | None = None,
         observer: Observer | None = None,
         on_look: Callable[[LookRequest, LookOutcome], None] | None = None,
+        on_retry: Callable[[str, int, str, float], None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -198,19 +131,29 @@ class Runner:
         self.chaos = chaos
         self.notifier = notifier
         self.diagnostics = diagnostics
-        self.retries = max(1, retries)
-        self.retry_delay = retry_delay
+        policy = retry or EFFECT_RETRY
+        if retries is not None or retry_delay is not None:  # the older keywords, kept for callers
+            policy = RetryPolicy(
+                attempts=max(1, retries if retries is not None else policy.attempts),
+                total=policy.total,
+                initial=policy.initial if retry_delay is None else retry_delay,
+                maximum=policy.maximum if retry_delay is None else max(retry_delay * 8, 0.0),
+            )
+        self.retry = policy
         self._hook = hook
         self._observer = observer
         self._on_look = on_look
+        self._on_retry = on_retry
+        self.last_permanent = False  # whether the last failed driver call failed for good
         self._next_tick: float | None = None
+        self._recovered = False
         self._soon: list[Abort | Resume] = []
         self._soon_lock = threading.Lock()
 
     @classmethod
     def create(
         cls,
-        store: RunStore,
+        store: StorePort,
         plan: Plan,
         *,
         contract_name: str,
@@ -221,7 +164,7 @@ class Runner:
         run_id: str | None = None,
         **drivers: Any,
     ) -> Runner:
-        """Record a new run in the store and return its runner (nothing happens until ``run``)."""
+        """Record a new run in the store and return its runner (nothing happens until ``advance``)."""
         rid = store.create_run(
             contract_name=contract_name,
             service=service,
@@ -234,35 +177,71 @@ class Runner:
         )
         return cls(store, rid, clock=clock, **drivers)
 
-    # ----------------------------------------------------------------------------------- loop
+    # ----------------------------------------------------------------------------------- advance
+
+    def advance(self, now: float) -> float | None:
+        """Do what is due at ``now``; return the clock time when something is next due (None: the run
+        is over). Never sleeps by itself (a driver call's retries wait at most ``retry.total``).
+
+        In order: re-apply the effects a previous runner left intended and not done (first call only),
+        start a pending run, take in the requests queued by ``request_soon``, consume every input
+        waiting in the store's inbox (effect results, people's requests), and tick when the policy's
+        interval is due. ``now`` times the tick; results of effects carry the clock's time.
+        """
+        return self._advance(now, None)
+
+    def _advance(self, now: float, budget: int | None) -> float | None:
+        start_seq = self.seq
+        if not self._recovered:
+            self.recover()
+            self._recovered = True
+        if self.state.phase == "pending" and not self.state.terminal:
+            self.feed(Start(at=now))
+            start_seq = self.seq  # a budget counts what follows the start
+        ticked = False
+        consumed = 0
+        while not self.state.terminal:
+            if budget is not None and self.seq - start_seq >= budget:
+                return now
+            self._drain_soon()
+            if consumed < MAX_INPUTS_PER_ADVANCE and self._consume_one():
+                consumed += 1
+                continue
+            if consumed >= MAX_INPUTS_PER_ADVANCE:
+                return now  # more waiting: due again at once, but let the caller breathe
+            if self._next_tick is None:
+                self._next_tick = now + self.plan.policy.interval
+            if now >= self._next_tick and not ticked:
+                # Falling behind (a slow look) does not queue up ticks: one now, the next an interval on.
+                self._next_tick = max(self._next_tick + self.plan.policy.interval, now)
+                self.feed(Tick(at=now))
+                ticked = True
+                continue
+            return self._next_tick
+        return None
 
     def run(
         self, *, max_transitions: int | None = None, stop_when: Callable[[State], bool] | None = None
     ) -> State:
-        """Run (or resume) until the run is finished (or ``stop_when`` says so); returns the state."""
-        self.recover()
+        """Run (or resume) until the run is finished (or ``stop_when`` says so): a loop over
+        ``advance`` and ``clock.sleep`` (which a person's request may end early); returns the state."""
+        if not self._recovered:
+            self.recover()  # also for a run that ended: its last effects may not have been carried out
         if self.state.phase == "pending":
             self.feed(Start(at=self.clock.now()))
-        count = 0
+        start_seq = self.seq
         while not self.state.terminal:
-            if max_transitions is not None and count >= max_transitions:
-                break
             if stop_when is not None and stop_when(self.state):
                 break
-            self._drain_soon()
-            if self._consume_one():
-                count += 1
-                continue
-            now = self.clock.now()
-            if self._next_tick is None:
-                self._next_tick = now + self.plan.policy.interval
-            if now >= self._next_tick:
-                # Falling behind (a slow look) does not queue up ticks: one now, the next an interval on.
-                self._next_tick = max(self._next_tick + self.plan.policy.interval, now)
-                self.feed(Tick(at=now))
-                count += 1
-                continue
-            self.clock.sleep(self._next_tick - now)  # a person's request may end it early
+            budget = None if max_transitions is None else max_transitions - (self.seq - start_seq)
+            if budget is not None and budget <= 0:
+                break
+            due = self._advance(self.clock.now(), budget)
+            if due is None:
+                break
+            wait = due - self.clock.now()
+            if wait > 0 and not self._has_soon():
+                self.clock.sleep(wait)
         return self.state
 
     def request_soon(self, event: Abort | Resume) -> None:
@@ -273,6 +252,10 @@ class Runner:
         if callable(wake):
             wake()
 
+    def _has_soon(self) -> bool:
+        with self._soon_lock:
+            return bool(self._soon)
+
     def _drain_soon(self) -> None:
         with self._soon_lock:
             pending, self._soon = self._soon, []
@@ -281,6 +264,7 @@ class Runner:
 
     def recover(self) -> None:
         """Apply effects a previous runner recorded as intended and did not finish."""
+        self._recovered = True
         for pending in self.store.pending_effects(self.run_id):
             effect = codec.load_effect(pending.effect)
             log.info("run %s: resuming effect %d.%d %s", self.run_id, pending.seq, pending.idx, effect.kind)
@@ -343,14 +327,15 @@ class Runner:
     def _carry_out(self, effect: Effect) -> tuple[bool, str, Input | None, LookWrite | None]:
         """Apply one effect: (ok, error, input fed back to the machine, look records)."""
         now = self.clock.now
-        if isinstance(effect, SetWeight):
-            weight = effect.percent
-            err = self._retry(lambda: self.router.set_weight(weight))
-            return _outcome(err, EffectFailed(at=now(), effect=effect.kind, error=err))
-        if isinstance(effect, SetMirror):
-            mirror = effect.percent
-            err = self._retry(lambda: self.router.set_mirror(mirror))
-            return _outcome(err, EffectFailed(at=now(), effect=effect.kind, error=err))
+        if isinstance(effect, SetWeight | SetMirror):
+            # The step's clock and its evidence window start when the router confirms: Applied.
+            percent, kind = effect.percent, effect.kind
+            change = self.router.set_weight if isinstance(effect, SetWeight) else self.router.set_mirror
+            err = self._retry(lambda: change(percent), f"{kind}({percent})")
+            if err:
+                failed = EffectFailed(at=now(), effect=kind, error=err, permanent=self.last_permanent)
+                return (False, err, failed, None)
+            return (True, "", Applied(at=now(), effect=kind, percent=percent), None)
         if isinstance(effect, StartLoad):
             if self.load is None:
                 return _outcome("no load driver", EffectFailed(now(), effect.kind, "no load driver"))
@@ -358,7 +343,7 @@ class Runner:
             err = self._once(lambda: load.start(step, duration))
             return _outcome(err, EffectFailed(at=now(), effect=effect.kind, error=err))
         if isinstance(effect, StopLoad):
-            err = "" if self.load is None else self._retry(self.load.stop)
+            err = "" if self.load is None else self._retry(self.load.stop, "stop load")
             return (not err, err, None, None)  # a load that will not stop ends by its own duration
         if isinstance(effect, StartChaos):
             if self.chaos is None:
@@ -370,7 +355,7 @@ class Runner:
             if self.chaos is None:
                 return (True, "", None, None)
             chaos, name = self.chaos, effect.experiment
-            err = self._retry(lambda: chaos.stop(name))
+            err = self._retry(lambda: chaos.stop(name), f"stop chaos {name}")
             return _outcome(err, EffectFailed(now(), effect.kind, err, detail=effect.experiment))
         if isinstance(effect, Measure):
             return self._measure(effect)
@@ -412,6 +397,7 @@ class Runner:
             reason=outcome.reason,
             errors=outcome.errors,
             basis=outcome.basis,
+            drivers=decision_basis(outcome),
         )
         return (True, "", judged, write)
 
@@ -477,6 +463,7 @@ class Runner:
         # Every part is attempted even when an earlier one fails: faults are undone and load is
         # stopped even if the router does not answer, and the other way round.
         errors: list[str] = []
+        permanent = False
         for name, call in (
             ("set_weight(0)", lambda: self.router.set_weight(0)),
             ("set_mirror(0)", lambda: self.router.set_mirror(0)),
@@ -484,31 +471,35 @@ class Runner:
             ("undo faults", (self.chaos.stop_all if self.chaos is not None else _nothing)),
             ("stop load", (self.load.stop if self.load is not None else _nothing)),
         ):
-            err = self._retry(call)
+            err = self._retry(call, f"rollback: {name}")
             if err:
                 errors.append(f"{name}: {err}")
+                permanent = permanent or self.last_permanent
         now = self.clock.now()
         if errors:
             error = "; ".join(errors)
-            log.error("run %s: rollback incomplete (will retry): %s", self.run_id, error)
-            return (False, error, EffectFailed(at=now, effect="rollback", error=error), None)
+            log.error("run %s: rollback incomplete (permanent: %s): %s", self.run_id, permanent, error)
+            failed = EffectFailed(at=now, effect="rollback", error=error, permanent=permanent)
+            return (False, error, failed, None)
         return (True, "", RolledBack(at=now), None)
 
     # -------------------------------------------------------------------------------- helpers
 
-    def _retry(self, call: Callable[[], object]) -> str:
-        """Call up to ``retries`` times; '' on success, else the last error."""
-        error = ""
-        for attempt in range(self.retries):
-            try:
-                call()
-                return ""
-            except Exception as exc:  # drivers raise their own errors; all are retried the same
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                log.warning("run %s: attempt %d failed: %s", self.run_id, attempt + 1, error)
-                if attempt + 1 < self.retries:
-                    self.clock.sleep(self.retry_delay * (2**attempt))
-        return error
+    def _retry(self, call: Callable[[], object], what: str = "") -> str:
+        """Call through the one retry policy; '' on success, else the last error. A permanent error
+        (``gate.errors.is_permanent``) is not retried; ``self.last_permanent`` says which it was."""
+        self.last_permanent = False
+
+        def told(attempt: int, exc: BaseException, wait: float) -> None:
+            if self._on_retry is not None:
+                self._on_retry(what, attempt, f"{type(exc).__name__}: {exc}"[:300], wait)
+
+        try:
+            retry_call(call, policy=self.retry, sleep=self.clock.sleep, on_retry=told, what=what or "effect")
+            return ""
+        except Exception as exc:  # drivers raise their own errors; the policy decided to give up
+            self.last_permanent = is_permanent(exc)
+            return f"{type(exc).__name__}: {exc}"[:2000]
 
     @staticmethod
     def _once(call: Callable[[], object]) -> str:
@@ -521,6 +512,32 @@ class Runner:
     def _point(self, name: str) -> None:
         if self._hook is not None:
             self._hook(name)
+
+
+def decision_basis(outcome: LookOutcome, limit: int = 20) -> tuple[str, ...]:
+    """The verdicts a look's decision rests on, as "objective@source=status" (at most ``limit``).
+
+    A rollback on evidence rests on the failed verdicts; a rollback or hold on unknowns on the
+    inconclusive and error ones; a promotion on every verdict (each passed or was tolerated)."""
+    wanted: set[str]
+    if outcome.action == "rollback" and outcome.basis == "evidence":
+        wanted = {"fail"}
+    elif outcome.action == "rollback" and outcome.basis == "errors":
+        wanted = {"error"}
+    elif outcome.action in {"rollback", "hold"}:
+        wanted = {"inconclusive", "error"}
+    else:
+        wanted = {"pass", "fail", "inconclusive", "error"}
+    out: list[str] = []
+    for v in outcome.verdicts:
+        status = str(v.get("status", ""))
+        if status not in wanted:
+            continue
+        mark = " (critical)" if v.get("critical") else ""
+        out.append(f"{str(v.get('objective', ''))[:120]}@{str(v.get('source', ''))[:20]}={status}{mark}")
+    if len(out) > limit:
+        out = [*out[:limit], f"… and {len(out) - limit} more"]
+    return tuple(out)
 
 
 def _outcome(error: str, failed: Input) -> tuple[bool, str, Input | None, LookWrite | None]:

@@ -25,13 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from gate.judge import fmt
 from gate.judge.describe import quantile_interval
 from gate.judge.spec import JudgePolicy, ObjectiveSpec
 from gate.judge.stats.proportions import compare_ratios, ratio_interval
 from gate.judge.stats.quantiles import QuantileInterval, histogram_quantile
-from gate.judge.stats.ranks import RankTest, mann_whitney_buckets, mann_whitney_samples
+from gate.judge.stats.ranks import RankTest, effective_n, mann_whitney_buckets, mann_whitney_samples
+from gate.judge.stats.sequential import one_sided_alpha, z_boundary
 from gate.judge.stats.trend import theil_sen
 from gate.judge.transform import Prepared, align, duration, per_bucket, same_form
 from gate.judge.verdict import Check, Numbers, Status, Verdict, worst
@@ -66,8 +68,14 @@ def classify(
     alpha: float,
     policy: JudgePolicy,
     memo: dict[tuple[object, ...], object] | None = None,
+    final: bool = False,
 ) -> Verdict:
-    """The verdict for one objective on one source, from cleaned canary (and stable) evidence."""
+    """The verdict for one objective on one source, from cleaned canary (and stable) evidence.
+
+    With `final` (the step's last look, its planned evidence in), a check that showed no harm becomes a
+    Pass that states the minimum detectable effect — or, when the policy demands power the evidence did
+    not have, an insufficient Inconclusive that says so (see `at_horizon`).
+    """
     # Without a declared unit: counts are ratios, samples and histograms latencies, gauges plain numbers.
     default_unit = {"counts": "ratio", "samples": "seconds", "histogram": "seconds"}
     unit = obj.unit or (default_unit.get(canary.kind, "") if canary is not None else "")
@@ -96,7 +104,103 @@ def classify(
             checks.append(_REGRESSION[name](_Ctx(obj, share, policy, unit, memo), c_form, s_form))
         else:
             checks.append(_CONFORMANCE[name](_Ctx(obj, share, policy, unit, memo), canary))
+    checks = [_side(c) for c in checks]
+    if final:
+        checks = [at_horizon(c, _Ctx(obj, share, policy, unit, memo)) for c in checks]
     return _verdict(obj, source, checks)
+
+
+def _side(check: Check) -> Check:
+    """Which boundary the check stopped on: harm shown, no harm (harm ruled out), or neither yet."""
+    if check.status == Status.FAIL:
+        side = "harm"
+    elif check.status == Status.PASS:
+        side = "no harm"
+    elif check.insufficient:
+        side = "no evidence"
+    else:
+        side = "undecided"
+    return check.model_copy(update={"numbers": {**check.numbers, "side": side}})
+
+
+def at_horizon(check: Check, ctx: _Ctx) -> Check:
+    """At the step's planned horizon: an undecided check on which no harm was shown passes, stating
+    the smallest change it could have detected (the minimum detectable effect, MDE).
+
+    The MDE at probability P (the policy's power probability, 80 % by default) is the change whose
+    estimate would cross the Fail rule (significant and beyond the tolerance) P of the time:
+    ``max(tolerance, w) + z_P · w / z_α`` on the log scale, with w the interval's half-width towards
+    harm and z_α the always-valid boundary at this evidence (so w / z_α is the standard error). When
+    the policy demands power (`detect`) and the MDE exceeds it, the check stays Inconclusive and is
+    insufficient: the evidence could not have caught that change, so the step holds. An estimate that is
+    itself beyond the tolerance is not "no harm shown": it stays Inconclusive.
+    """
+    if check.status != Status.INCONCLUSIVE or check.insufficient:
+        return check
+    mde, words = _mde(check, ctx)
+    if mde is None:
+        return check
+    policy = ctx.policy
+    prob = fmt.pct(policy.power_probability)
+    numbers = {**check.numbers, "mde": mde, "mde_probability": policy.power_probability}
+    base = check.reason.removeprefix("not yet conclusive: ")
+    if policy.power_detect is not None and not mde <= policy.power_detect:
+        reason = (
+            f"the step ended without the power the policy demands: {base}; the smallest change this evidence "
+            f"could have detected {prob} of the time is {words}, more than the "
+            f"{fmt.pct(policy.power_detect)} it must catch — never promoted on (collect more evidence: "
+            "a longer step or more traffic)"
+        )
+        numbers["side"] = "underpowered"
+        return check.model_copy(update={"reason": reason, "numbers": numbers, "insufficient": True})
+    reason = (
+        f"no harm shown by the end of the step: {base}; smallest change it could have detected "
+        f"({fmt.confidence(ctx.alpha)}, {prob} of the time): {words}"
+    )
+    numbers["side"] = "no harm at horizon"
+    return check.model_copy(update={"status": Status.PASS, "reason": reason, "numbers": numbers})
+
+
+def _mde(check: Check, ctx: _Ctx) -> tuple[float | None, str]:
+    """The minimum detectable effect of an undecided check, relative (for words: also absolute)."""
+    n = check.numbers
+    z_p = float(special.ndtri(ctx.policy.power_probability))
+
+    def num(key: str) -> float:
+        v = n.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+
+    n_c, n_s = num("n_canary"), num("n_stable")
+    v = effective_n(n_c, n_s) if not math.isnan(n_s) else n_c
+    z_a = z_boundary(v, one_sided_alpha(ctx.alpha), ctx.policy.design_requests / 2.0)
+    if not (math.isfinite(z_a) and z_a > 0):
+        return None, ""
+    if check.kind == "regression":
+        tol = num("tolerance")
+        if check.name == "errors":
+            est, lo = num("rate_ratio"), num("lower")
+        else:
+            est, lo = 1 + num("difference"), 1 + num("lower")
+        if not (est > 0 and math.isfinite(est)):
+            return None, ""
+        if math.log(est) > math.log1p(tol):
+            return None, ""  # estimated beyond the tolerance: not "no harm shown"
+        w = math.log(est / lo) if lo > 0 else math.inf
+        log_mde = max(math.log1p(tol), w) + z_p * w / z_a
+        mde = math.expm1(log_mde) if log_mde < 700 else math.inf
+        return mde, f"+{fmt.pct(mde)}" if math.isfinite(mde) else "unbounded (no increase could be shown)"
+    bound = ctx.obj.max
+    est, lo = num("canary"), num("lower")
+    if bound is None or not (math.isfinite(est) and est <= bound and bound > 0):
+        return None, ""  # a `min` bound, or an estimate beyond the bound
+    w = est - lo if math.isfinite(lo) else math.inf
+    value = bound + w * (1 + z_p / z_a)
+    mde = value / bound - 1
+    unit = "ratio" if check.numbers.get("errors") is not None else ctx.unit
+    words = f"{fmt.value(value, unit)} ({fmt.pct(mde)} above the bound)"
+    if not math.isfinite(value):
+        words = "unbounded"
+    return mde, words
 
 
 @dataclass(frozen=True)
@@ -189,7 +293,24 @@ def _bound(ctx: _Ctx, canary: Prepared) -> Check:
     q = obj.quantile if obj.quantile is not None else 0.5
     qi = quantile_interval(canary, q, alpha, policy.design_requests)
     what = _qname(q) if canary.kind != "gauge" or obj.quantile is not None else "level (median)"
-    return _against_bounds(ctx, qi.estimate, qi.lower, qi.upper, what=what, numbers=_qnumbers(qi, alpha))
+    check = _against_bounds(ctx, qi.estimate, qi.lower, qi.upper, what=what, numbers=_qnumbers(qi, alpha))
+    if check.status != Status.INCONCLUSIVE or canary.kind != "histogram" or canary.bounds is None:
+        return check
+    # A bound strictly inside the bucket holding the quantile: no amount of evidence decides it.
+    low, high = bucket_around(canary.bounds, qi.estimate)
+    inside = [b for b in (obj.max, obj.min) if b is not None and low < b < high]
+    if not inside:
+        return check
+    unit = ctx.unit
+    reason = (
+        f"the buckets cannot resolve the bound {fmt.value(inside[0], unit)}: {what} "
+        f"{fmt.value(qi.estimate, unit)} lies in the bucket {fmt.interval(low, high, unit)}, which holds the "
+        f"bound, so no amount of evidence decides it; add a bucket edge at {fmt.value(inside[0], unit)} — "
+        "never promoted on"
+    )
+    return check.model_copy(
+        update={"reason": reason, "insufficient": True, "numbers": {**check.numbers, "unresolvable": True}}
+    )
 
 
 def _ratio_bound(ctx: _Ctx, canary: Prepared) -> Check:
@@ -357,29 +478,26 @@ def _location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
 
 
 def _histogram_location(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
+    """The median on buckets, compared as the tail check does; the bucket rank test shows significance.
+
+    Mann-Whitney on bucket counts (ties within a bucket counted half, exact tie correction) says whether
+    the canary is significantly slower at all; the medians' bucket-edge intervals, combined by their
+    half-widths on the log scale as the samples path does, say by how much.
+    """
     alpha, policy = ctx.alpha, ctx.policy
     bounds, cc, sc = align(canary, stable)
     rt = mann_whitney_buckets(per_bucket(cc), per_bucket(sc), alpha / 2, policy.design_requests)
-    check = _tail_buckets(ctx.halved(), 0.5, (bounds, cc, sc), name="location")
-    numbers = {
-        **check.numbers,
+    extra: Numbers = {
         "statistic": rt.z,
         "boundary": rt.boundary,
         "e_value": rt.e_value,
         "p_value": _p_value(rt.e_value),
         "effect_size": rt.auc,
-        "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket edges",
+        "method": "Mann-Whitney U on bucket counts (exact tie correction) + median bucket-edge intervals "
+        "combined by half-widths on the log scale",
     }
-    significant = rt.significant_up if check.numbers.get("direction") == "up" else rt.significant_down
-    if check.status == Status.FAIL and not significant:
-        return check.model_copy(
-            update={
-                "status": Status.INCONCLUSIVE,
-                "numbers": numbers,
-                "reason": check.reason + ", but the rank test is not significant yet",
-            }
-        )
-    return check.model_copy(update={"numbers": numbers})
+    rank = (rt.significant_up, rt.significant_down, extra)
+    return _tail_buckets(ctx.halved(), 0.5, (bounds, cc, sc), name="location", rank=rank)
 
 
 def _tail(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:
@@ -438,35 +556,63 @@ def _log_gap(a: float, b: float) -> float:
 
 
 def _tail_buckets(
-    ctx: _Ctx, q: float, aligned: tuple[np.ndarray, np.ndarray, np.ndarray], *, name: str
+    ctx: _Ctx,
+    q: float,
+    aligned: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    name: str,
+    rank: tuple[bool, bool, Numbers] | None = None,
 ) -> Check:
-    """Quantiles compared edge to edge: fail only if canary's lowest possible value beats stable's highest."""
+    """Quantiles on buckets, compared like the samples path: intervals combined by their half-widths.
+
+    Each track's interval carries the bucket edges' uncertainty (the always-valid ranks mapped to the
+    edges of the buckets holding them); the estimate interpolates inside its bucket. The log ratio's
+    interval combines the canary's and stable's half-widths (not both whole widths), so fine buckets
+    decide as raw samples do. A Fail also needs the estimate beyond the tolerance (statistical and
+    practical significance); a Pass the whole interval inside it. When even unlimited evidence could
+    not decide — the buckets around the quantiles are wider apart than the tolerance allows — the check
+    is Inconclusive *and insufficient*, with the edges that would resolve it: more of the same evidence
+    cannot show a regression, so it never lets a step promote.
+    """
     obj, alpha, policy = ctx.obj, ctx.alpha, ctx.policy
     bounds, cc, sc = aligned
     inc, dec = ctx.increase_tolerance, ctx.decrease_tolerance
     qc = histogram_quantile(bounds, cc, q, alpha / 2, policy.design_requests)
     qs = histogram_quantile(bounds, sc, q, alpha / 2, policy.design_requests)
+    change, lo, hi = _combine((qc.estimate, qc.lower, qc.upper), (qs.estimate, qs.lower, qs.upper))
+    # What unlimited evidence could show: each quantile known to its bucket, no sampling error left.
+    (c_lo, c_hi), (s_lo, s_hi) = bucket_around(bounds, qc.estimate), bucket_around(bounds, qs.estimate)
+    _, lo_inf, hi_inf = _combine((qc.estimate, c_lo, c_hi), (qs.estimate, s_lo, s_hi))
     numbers: Numbers = {
         "quantile": q,
         "canary": qc.estimate,
         "stable": qs.estimate,
+        "difference": change,
+        "lower": lo,
+        "upper": hi,
         "canary_lower": qc.lower,
         "canary_upper": qc.upper,
         "stable_lower": qs.lower,
         "stable_upper": qs.upper,
         "tolerance": inc if math.isfinite(inc) else dec,
+        "resolution_lower": lo_inf,
+        "resolution_upper": hi_inf,
         "n_canary": qc.n,
         "n_stable": qs.n,
         "confidence": 1 - alpha,
         "resolution_limited": True,
-        "method": METHOD_BUCKETS,
+        "method": METHOD_BUCKETS + ", intervals combined by half-widths on the log scale",
     }
+    sig_up, sig_down = lo > 0, hi < 0
+    if rank is not None:
+        sig_up, sig_down = sig_up or rank[0], sig_down or rank[1]
+        numbers.update(rank[2])
     unit = obj.unit or "seconds"
     desc = (
         f"{_qname(q)} canary in {fmt.interval(qc.lower, qc.upper, unit)}, stable in "
-        f"{fmt.interval(qs.lower, qs.upper, unit)} (bucket edges, {fmt.confidence(alpha)})"
+        f"{fmt.interval(qs.lower, qs.upper, unit)} (bucket edges, {fmt.confidence(alpha)}): "
+        f"{fmt.factor(1 + change)}, interval {fmt.factor(1 + lo)}–{fmt.factor(1 + hi)}"
     )
-    band = _band(inc, dec)
     if math.isfinite(inc) and qc.lower > 0 and qc.lower >= qs.upper * (1 + inc):
         numbers["direction"] = "up"
         reason = f"{desc}: canary is above stable by more than {fmt.pct(inc)} even at bucket resolution"
@@ -475,13 +621,77 @@ def _tail_buckets(
         numbers["direction"] = "down"
         reason = f"{desc}: canary is below stable by more than {fmt.pct(dec)} even at bucket resolution"
         return Check(name=name, kind="regression", status=Status.FAIL, numbers=numbers, reason=reason)
-    ok_up = not math.isfinite(inc) or qc.upper <= qs.lower * (1 + inc)
-    ok_down = not math.isfinite(dec) or qc.lower >= qs.upper * (1 - dec)
-    if ok_up and ok_down:
-        reason = f"{desc}: canary is within {band} of stable even at bucket resolution"
-        return Check(name=name, kind="regression", status=Status.PASS, numbers=numbers, reason=reason)
-    reason = f"not yet conclusive: {desc}; the buckets cannot separate a change of {band}"
-    return Check(name=name, kind="regression", status=Status.INCONCLUSIVE, numbers=numbers, reason=reason)
+    check = _decide_change(
+        name, (change, lo, hi), up=sig_up, down=sig_down, ctx=ctx, desc=desc, numbers=numbers
+    )
+    if check.status != Status.INCONCLUSIVE:
+        return check
+    # Could an unchanged canary ever pass here (stable's quantile known to its bucket on both sides)?
+    # And could this canary's estimated change, if real, ever fail? If neither: more evidence cannot help.
+    _, lo_same, hi_same = _combine((qs.estimate, s_lo, s_hi), (qs.estimate, s_lo, s_hi))
+    could_pass = hi_same <= inc and lo_same >= -dec
+    could_fail = (lo_inf > 0 and change > inc) or (hi_inf < 0 and -change > dec)
+    numbers["resolution"] = hi_same
+    if could_pass or could_fail:
+        return check
+    band = _band(inc, dec)
+    advice = recommend_edges(qs.estimate if math.isfinite(qs.estimate) else qc.estimate, min(inc, dec))
+    reason = (
+        f"the buckets cannot resolve {band} at the {_qname(q)}: {desc}; even unlimited evidence would "
+        f"leave ±{fmt.pct(hi_same)} (edges {fmt.interval(s_lo, s_hi, unit)} around stable's {_qname(q)}); "
+        f"add bucket edges {advice} — never promoted on"
+    )
+    numbers["unresolvable"] = True
+    return Check(
+        name=name,
+        kind="regression",
+        status=Status.INCONCLUSIVE,
+        numbers=numbers,
+        reason=reason,
+        insufficient=True,
+    )
+
+
+def _combine(
+    canary: tuple[float, float, float], stable: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """Relative change canary vs stable with its interval: half-widths combined on the log scale.
+
+    Each side is (estimate, lower, upper). Non-positive or unbounded ends give an unbounded side (never a
+    false certainty).
+    """
+    c_est, c_lo, c_hi = canary
+    s_est, s_lo, s_hi = stable
+    if not (c_est > 0 and s_est > 0 and math.isfinite(c_est) and math.isfinite(s_est)):
+        return math.nan, -math.inf, math.inf
+    est = math.log(c_est / s_est)
+    down = math.hypot(_log_gap(c_est, c_lo), _log_gap(s_hi, s_est))
+    up = math.hypot(_log_gap(c_hi, c_est), _log_gap(s_est, s_lo))
+    return math.expm1(est), _expm1(est - down), _expm1(est + up)
+
+
+def _expm1(x: float) -> float:
+    if x == -math.inf:
+        return -1.0
+    return math.inf if x > 700 else math.expm1(x)
+
+
+def bucket_around(bounds: np.ndarray, value: float) -> tuple[float, float]:
+    """The edges (lower, upper] of the bucket that holds `value` (lower 0 for the first bucket)."""
+    if not math.isfinite(value):
+        return -math.inf, math.inf
+    k = min(int(np.searchsorted(bounds, value, side="left")), int(bounds.size) - 1)
+    lower = float(bounds[k - 1]) if k > 0 else 0.0
+    return lower, float(bounds[k])
+
+
+def recommend_edges(around: float, tolerance: float) -> str:
+    """Bucket edges that resolve `tolerance` near `around` (geometric, ratio 1 + tolerance / 2)."""
+    if not (math.isfinite(around) and around > 0) or not (math.isfinite(tolerance) and tolerance > 0):
+        return "at every 5 % of the expected latency"
+    ratio = 1 + tolerance / 2
+    edges = [around * ratio**k for k in range(-3, 4)]
+    return "[" + ", ".join(f"{e:.3g}" for e in edges) + "] (ratio ×" + f"{ratio:.3g}" + ")"
 
 
 def _errors(ctx: _Ctx, canary: Prepared, stable: Prepared) -> Check:

@@ -5,7 +5,8 @@
   a judge that cannot judge never promotes);
 * anything inconclusive holds while the step collects evidence; at the end of the step (`final`),
   more than `inconclusive_limit` inconclusive verdicts do what `on_inconclusive` says (hold or roll back),
-  and so does a single verdict that lacked evidence (missing, stale, too little): never promote on it.
+  and so does a single verdict that lacked evidence (missing, stale, too little, buckets that cannot
+  resolve the tolerance, less power than the policy demands): never promote on it.
   A verdict left undecided on sufficient evidence is tolerated within the limit, critical or not:
   no regression was shown where the evidence could have shown one (as Kayenta passes "no
   significant difference"); requiring every critical objective to *prove* its pass held 100 % of
@@ -71,7 +72,9 @@ def decide(verdicts: list[Verdict], policy: JudgePolicy, final: bool = False) ->
                 action=policy.on_inconclusive,
                 counts=counts,
                 reason=f"step ended without enough evidence for {names}: {starved[0].reason}; "
-                f"never promoted on missing evidence, policy says {policy.on_inconclusive}",
+                "never promoted on evidence that could not have shown a regression (missing, stale, too "
+                f"little, unresolvable by its buckets, or without the demanded power); policy says "
+                f"{policy.on_inconclusive}",
             )
         if len(pending) > policy.inconclusive_limit:
             return Decision(

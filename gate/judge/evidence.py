@@ -7,7 +7,6 @@ seconds for latencies, plain numbers otherwise. Nothing here computes a verdict.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from gate.contract.errors import ContractError, Problem
+from gate.contract.jsonsrc import parse_json
 from gate.contract.models import Objective, Policy
 from gate.contract.pydantic_errors import problems_from_validation
 from gate.contract.yamlsrc import Source as YamlSource
@@ -32,6 +32,31 @@ MAX_BUCKETS = 512
 MAX_POINTS = 20_000
 MAX_SLIS = 64
 MAX_NOTE = 1_000
+MAX_VALUE = 1e12
+"""Largest value, count or bucket edge the judge accepts (a latency of 31,000 years; 10^12 requests)."""
+
+
+def domain_problem(values: npt.ArrayLike, what: str, *, negative: bool = False) -> str | None:
+    """Why these values are outside the judge's domain (the first offender, by index), or None.
+
+    Non-finite values, values beyond MAX_VALUE, and (unless `negative`) values below zero are refused:
+    a latency of -1 s or 1e308 s, a count of NaN is not a measurement.
+    """
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size == 0:
+        return None
+    bad = ~np.isfinite(arr) | (np.abs(arr) > MAX_VALUE)
+    if not negative:
+        bad |= arr < 0
+    if not bool(bad.any()):
+        return None
+    i = int(np.flatnonzero(bad)[0])
+    rule = "finite" if negative else "finite and ≥ 0"
+    return (
+        f"{what}[{i}] is {float(arr[i])!r}: {what} must be {rule} and at most {MAX_VALUE:g} "
+        f"({int(bad.sum())} of {arr.size} are not)"
+    )
+
 
 Note = Annotated[str, Field(max_length=MAX_NOTE)]
 SliName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -107,6 +132,17 @@ class Samples(_Item):
         item._array = arr
         return item
 
+    @model_validator(mode="after")
+    def _domain(self) -> Samples:
+        # Per-request values are latencies (or other amounts) — never negative, never non-finite.
+        if self._array is None and self.values:
+            arr = np.asarray(self.values, dtype=np.float64)
+            why = domain_problem(arr, "values")
+            if why is not None:
+                raise ValueError(why)
+            self._array = arr  # converted once: `array()` reuses it
+        return self
+
     def array(self) -> npt.NDArray[np.float64]:
         """The values as a float64 array (converted once, then cached)."""
         if self._array is None or self._array.size != len(self.values):
@@ -133,6 +169,11 @@ class Histogram(_Item):
             raise ValueError('the last bound must be +Inf (Prometheus\' le="+Inf" bucket)')
         if any(b >= a for a, b in zip(self.bounds[1:], self.bounds[:-1], strict=False)):
             raise ValueError("bounds must be strictly increasing")
+        why = domain_problem(self.bounds[:-1], "bounds", negative=True) or domain_problem(
+            self.counts, "counts"
+        )
+        if why is not None:
+            raise ValueError(why)
         return self
 
 
@@ -145,6 +186,9 @@ class Counts(_Item):
 
     @model_validator(mode="after")
     def _within(self) -> Counts:
+        why = domain_problem([self.errors, self.total], "[errors, total]")
+        if why is not None:
+            raise ValueError(why)
         if not self.missing and self.errors > self.total:
             raise ValueError(f"errors ({self.errors:g}) exceed total ({self.total:g})")
         return self
@@ -156,6 +200,13 @@ class GaugeSeries(_Item):
 
     kind: Literal["gauge"] = "gauge"
     points: list[tuple[float, float]] = Field(default_factory=list, max_length=MAX_POINTS)
+
+    @model_validator(mode="after")
+    def _domain(self) -> GaugeSeries:
+        for i, (t, v) in enumerate(self.points):
+            if not (math.isfinite(t) and math.isfinite(v) and abs(t) <= MAX_VALUE and abs(v) <= MAX_VALUE):
+                raise ValueError(f"points[{i}] is [{t!r}, {v!r}]: time and value must be finite numbers")
+        return self
 
 
 Item = Annotated[Samples | Histogram | Counts | GaugeSeries, Field(discriminator="kind")]
@@ -245,36 +296,32 @@ def evidence_json_schema() -> dict[str, Any]:
     }
 
 
-MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""JSON evidence files are refused above this size, before they are parsed. 16 MiB holds about 800,000
+raw samples (four full entries of `MAX_SAMPLES`); beyond that, send histograms — the judge compresses
+large samples anyway, and parsing a bigger file would cost far more memory than the judgement."""
 MAX_YAML_BYTES = 1024 * 1024
 
 
 def parse_evidence(text: str, filename: str = "<evidence>") -> EvidenceDocument:
     """Validate an evidence file's text (JSON or YAML); `ContractError` lists every problem with its place.
 
-    JSON (up to 64 MiB) suits raw samples; YAML (up to 1 MiB) is read with the contract's guarded
-    parser, so problems carry line and column.
+    JSON (up to 16 MiB) suits raw samples: it is read strictly (a repeated key, a huge integer or deep
+    nesting is refused with its line and column). YAML (up to 1 MiB) is read with the contract's guarded
+    parser, so problems carry line and column too.
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         if size > MAX_JSON_BYTES:
             raise ContractError(
-                [Problem(filename, None, None, "", "evidence is larger than 64 MiB; send histograms")]
+                [Problem(filename, None, None, "", "evidence is larger than 16 MiB; send histograms")]
             )
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ContractError(
-                [Problem(filename, exc.lineno, exc.colno, "", f"JSON syntax: {exc.msg}")]
-            ) from None
-        except RecursionError:
-            raise ContractError([Problem(filename, None, None, "", "JSON nested too deeply")]) from None
-        source = YamlSource(filename=filename, data=data, tree=None)
+        source = YamlSource(filename=filename, data=parse_json(text, filename), tree=None)
     else:
         if size > MAX_YAML_BYTES:
             msg = (
-                "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 64 MiB) or histograms"
+                "YAML evidence is limited to 1 MiB; write large samples as JSON (up to 16 MiB) or histograms"
             )
             raise ContractError([Problem(filename, None, None, "", msg)])
         source = parse_yaml(text, filename)

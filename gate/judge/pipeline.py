@@ -73,7 +73,14 @@ def judge(
                     verdicts.append(judge_recovery(obj, source, item, fault, now=now, max_age=max_age))
                     continue
                 verdict = _one(
-                    obj, source, evidence=evidence, get=get, alpha=alpha_cell, policy=policy, memo=memo
+                    obj,
+                    source,
+                    evidence=evidence,
+                    get=get,
+                    alpha=alpha_cell,
+                    policy=policy,
+                    memo=memo,
+                    final=final,
                 )
             except Exception as exc:  # one objective's crash must not sink the judgement
                 verdict = _error(obj.key, obj.sli, source, obj.critical, exc)
@@ -107,12 +114,13 @@ def _one(
     alpha: float,
     policy: JudgePolicy,
     memo: dict[tuple[object, ...], object],
+    final: bool = False,
 ) -> Verdict:
     """The verdict of one objective on one source (may raise; the caller turns that into Error)."""
     canary = get(obj.sli, source, "canary")
     base_source, baseline = baseline_source(evidence.get(obj.sli, source, "stable"), source)
     stable = get(obj.sli, cast(Source, base_source), "stable")
-    verdict = classify(obj, source, canary, stable, alpha=alpha, policy=policy, memo=memo)
+    verdict = classify(obj, source, canary, stable, alpha=alpha, policy=policy, memo=memo, final=final)
     if baseline is not None and any(c.kind == "regression" for c in verdict.checks):
         verdict = _with_baseline(verdict, baseline)
     if canary is not None:

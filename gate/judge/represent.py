@@ -2,7 +2,8 @@
 
 On the stable track (the same version serving both), synthetic and production latencies are compared
 with the same location and tail statistics as a regression, against the policy's tolerance. When the
-synthetic load is confidently unlike production, its verdicts are down-weighted: never critical, and a
+synthetic load is confidently unlike production, its verdicts are down-weighted: still marked critical
+where the contract says so, but a Fail no longer rolls back at once (it counts as a failure), and a
 synthetic Fail that production contradicts (a Pass on the same objective) becomes Inconclusive.
 """
 
@@ -131,7 +132,11 @@ def compare(
 
 
 def downweight(verdicts: list[Verdict], unrepresentative: dict[str, str]) -> list[Verdict]:
-    """Synthetic verdicts of unrepresentative SLIs: not critical; a contradicted Fail is Inconclusive."""
+    """Synthetic verdicts of unrepresentative SLIs: down-weighted; a contradicted Fail is Inconclusive.
+
+    The contract's `critical` mark is kept (reports show both marks); a down-weighted verdict's Fail
+    just does not roll back at once as a critical one does — it counts against `failureLimit`.
+    """
     production = {(v.objective, v.sli): v for v in verdicts if v.source == "production"}
     out: list[Verdict] = []
     for v in verdicts:
@@ -139,7 +144,7 @@ def downweight(verdicts: list[Verdict], unrepresentative: dict[str, str]) -> lis
         if v.source != "synthetic" or why is None:
             out.append(v)
             continue
-        update: dict[str, object] = {"critical": False, "downweighted": True}
+        update: dict[str, object] = {"downweighted": True}
         prod = production.get((v.objective, v.sli))
         if v.status == Status.FAIL and prod is not None and prod.status == Status.PASS:
             update["status"] = Status.INCONCLUSIVE

@@ -107,6 +107,10 @@ class JudgePolicy:
     outlier_factor: float = 3.0
     min_samples: int = 20
     """Fewer observations per track than this is Inconclusive, whatever the bounds say."""
+    power_detect: float | None = None
+    """Demanded power: the relative change the evidence must be able to catch (None: no demand)."""
+    power_probability: float = 0.8
+    """With what probability; also the probability the minimum detectable effect is stated at."""
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.confidence < 1.0:
@@ -148,6 +152,8 @@ def judge_policy(policy: Policy) -> JudgePolicy:
         failure_limit=policy.failure_limit,
         inconclusive_limit=policy.inconclusive_limit,
         error_limit=policy.error_limit,
+        power_detect=policy.power.detect if policy.power is not None else None,
+        power_probability=policy.power.probability if policy.power is not None else 0.8,
     )
 
 

@@ -17,7 +17,16 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from gate.judge.evidence import Counts, GaugeSeries, Histogram, Item, Samples, Window
+from gate.judge.evidence import (
+    MAX_VALUE,
+    Counts,
+    GaugeSeries,
+    Histogram,
+    Item,
+    Samples,
+    Window,
+    domain_problem,
+)
 
 FloatArray = npt.NDArray[np.float64]
 Kind = Literal["samples", "histogram", "counts", "gauge"]
@@ -81,7 +90,12 @@ def prepare(
         _histogram(item, out)
     elif isinstance(item, Counts):
         out.errors, out.total, out.n = float(item.errors), float(item.total), float(item.total)
-        if item.total <= 0 and not item.missing:
+        why = domain_problem([item.errors, item.total], "[errors, total]")
+        if why is not None:
+            out.problems.append(f"counts outside the judge's domain: {why}")
+        elif item.errors > item.total and not item.missing:
+            out.problems.append(f"errors ({item.errors:g}) exceed total ({item.total:g})")
+        elif item.total <= 0 and not item.missing:
             out.problems.append("no requests counted")
     else:
         _gauge(item, out)
@@ -93,14 +107,14 @@ def prepare(
 
 def _samples(item: Samples, out: Prepared, outliers: str, factor: float) -> None:
     raw = item.array()
-    finite = np.isfinite(raw)
-    values = raw if bool(finite.all()) else raw[finite]
-    dropped = raw.size - values.size
-    if dropped:
-        out.notes.append(f"{dropped} non-finite values removed")
-    values = np.sort(values)
-    if values.size and values[0] < 0:
-        out.notes.append("negative values present")
+    why = domain_problem(raw, "values")
+    if why is not None:
+        # A driver handed over values no measurement gives (a negative or non-finite latency): the whole
+        # entry is suspect, so it is unusable evidence — never judged, never silently cleaned.
+        out.problems.append(f"values outside the judge's domain: {why}")
+        out.n = float(raw.size)
+        return
+    values = np.sort(raw)
     lo, hi = outlier_span(values, factor)
     count = lo + (values.size - hi)
     if count:
@@ -136,11 +150,9 @@ def _histogram(item: Histogram, out: Prepared) -> None:
         return
     bounds = np.asarray(item.bounds, dtype=np.float64)
     cum = np.asarray(item.counts, dtype=np.float64)
-    if not np.all(np.isfinite(cum)):
-        out.problems.append("non-finite bucket counts")
-        return
-    if cum.size and cum[0] < 0:
-        out.problems.append("negative bucket counts")
+    why = domain_problem(cum, "counts") or domain_problem(bounds[:-1], "bounds", negative=True)
+    if why is not None:
+        out.problems.append(f"bucket values outside the judge's domain: {why}")
         return
     drops = np.diff(cum)
     if cum.size and bool(np.any(drops < 0)):
@@ -163,7 +175,7 @@ def _gauge(item: GaugeSeries, out: Prepared) -> None:
     if item.missing:
         return
     pts = np.asarray(item.points, dtype=np.float64).reshape(-1, 2)
-    ok = np.all(np.isfinite(pts), axis=1)
+    ok = np.all(np.isfinite(pts) & (np.abs(pts) <= MAX_VALUE), axis=1)
     if not bool(ok.all()):
         out.notes.append(f"{int((~ok).sum())} non-finite points removed")
         pts = pts[ok]

@@ -1,9 +1,10 @@
 """The operator's one adapter to the engine: start a run, resume a run, ``advance`` it, read its view.
 
 Everything the operator needs of the engine goes through here, so the switch to the engine's
-composition (``gate.compose``: ``start_run`` / ``resume_run`` / ``Runner.advance``) is this one file.
-Until then it composes the run from ``gate.engine.compose.drivers_for`` and the runner as they are,
-and ``advance`` does one round of the runner's own loop without sleeping.
+composition changes is this one file.
+It builds runs with ``gate.compose`` (the one composition every face uses), then gives them what
+the operator shares between gates: the rate-limited Kubernetes client for the router, one bounded
+Prometheus client per server, and the evidence of gates measuring the same thing.
 
 Every method blocks (the store, the router's API calls, Prometheus); the operator calls them from
 worker threads. One ``GateRun`` is advanced by one thread at a time (``GateRun.lock``).
@@ -23,35 +24,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.contract import Contract, SliLibrary, parse_contract
+from gate.compose import RunParts, build_router
+from gate.compose import resume_run as compose_resume
+from gate.compose import start_run as compose_start
+from gate.compose.analysis import ContractAnalyst
+from gate.contract import Contract, SliLibrary
 from gate.drivers import kube
-from gate.drivers.routers import router_for
-from gate.drivers.store import RunStore
-from gate.engine.analysis import ContractAnalyst
-from gate.engine.clock import SystemClock
-from gate.engine.compose import Drivers, drivers_for
-from gate.engine.machine import Abort, Resume, Start, Tick
-from gate.engine.plan import plan_from_contract
-from gate.engine.runner import LookOutcome, LookRequest, Runner
+from gate.drivers.store import RunStore, StoreError
+from gate.engine.machine import Abort, Resume
+from gate.engine.ports import LookOutcome, LookRequest
 from gate.judge import Evidence
 from gate.operator.limits import SharedPrometheus, TokenBucket
 from gate.operator.status import DecisionView, RunView
+from gate.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class RateLimitedKube(kube.KubeClient):
-    """The kube driver's client with every API call paying a token first (shared by every gate)."""
+    """The kube driver's client with every API call paying a token of the operator's one bucket first
+    (shared by every gate, and by the Events the operator posts), and counted."""
 
     def __init__(self, inner: kube.KubeClient, bucket: TokenBucket, on_call: Callable[[str], None]) -> None:
-        super().__init__(inner._api_client, timeout=inner.timeout, retry=inner.retry)
+        super().__init__(inner._api_client, timeout=inner.timeout, namespace=inner.namespace)
         self.bucket = bucket
         self._on_call = on_call
 
-    def _call(self, verb: str, ref: kube.ObjectRef, fn: Callable[[], object]) -> kube.JSON:
+    def _send(self, verb: str, ref: kube.ObjectRef, method: str, path: str, **kwargs: Any) -> kube.JSON:
         self.bucket.acquire()
         self._on_call(verb)
-        return super()._call(verb, ref, fn)
+        return super()._send(verb, ref, method, path, **kwargs)
 
 
 class SharedEvidenceAnalyst(ContractAnalyst):
@@ -112,6 +114,7 @@ class EngineParts:
     store: RunStore
     kube: RateLimitedKube
     workdir: Path
+    settings: Settings = field(default_factory=Settings)
     prometheus_concurrency: int = 8
     on_query: Callable[[], None] | None = None
     on_ask: Callable[[], None] | None = None
@@ -146,17 +149,14 @@ class EngineParts:
 
 
 class GateRun:
-    """One run of one gate: its runner and drivers."""
+    """One run of one gate: its parts (runner, drivers) and the decisions it took since last asked."""
 
-    def __init__(
-        self, runner: Runner, drivers: Drivers, contract: Contract, meta: dict[str, Any] | None = None
-    ) -> None:
-        self.meta = dict(meta or {})
-        self.runner = runner
-        self.drivers = drivers
+    def __init__(self, parts: RunParts, contract: Contract, meta: dict[str, Any] | None = None) -> None:
+        self.parts = parts
+        self.runner = parts.runner
         self.contract = contract
+        self.meta = dict(meta or {})
         self.lock = threading.Lock()
-        self._recovered = False
         self._decisions: list[DecisionView] = []
         self._decisions_lock = threading.Lock()
 
@@ -187,26 +187,8 @@ class GateRun:
 
     def advance(self, now: float) -> float | None:
         """Do what is due at ``now``; the absolute time something is next due (None: finished)."""
-        r = self.runner
         with self.lock:
-            if not self._recovered:
-                r.recover()  # effects a killed replica recorded and did not finish, first
-                self._recovered = True
-            if r.state.phase == "pending":
-                r.feed(Start(at=now))
-            while not r.state.terminal and r._consume_one():
-                pass
-            if r.state.terminal:
-                return None
-            interval = r.plan.policy.interval
-            if r._next_tick is None:
-                r._next_tick = now + interval
-            if now >= r._next_tick:
-                r._next_tick = max(r._next_tick + interval, now)
-                r.feed(Tick(at=now))
-                while not r.state.terminal and r._consume_one():
-                    pass
-            return None if r.state.terminal else r._next_tick
+            return self.runner.advance(now)
 
     def request(self, approve: bool, by: str, reason: str, at: float) -> None:
         """A reviewer's approve (resume a held run) or abort (roll back), through the store's inbox."""
@@ -243,8 +225,8 @@ class GateRun:
         return self.runner.state.terminal
 
     def close(self) -> None:
-        """Stop what the drivers may still run (load, chaos: faults undone)."""
-        self.drivers.close()
+        """Stop what the drivers may still run (load, chaos: faults undone); the store stays open."""
+        self.parts.close()
 
 
 def digest(text: str) -> str:
@@ -278,26 +260,28 @@ def _measures(contract: Contract) -> str:
     )
 
 
-def _compose(parts: EngineParts, contract: Contract, run_key: str) -> tuple[Drivers, Any]:
-    library = library_for(contract)
-    drivers = drivers_for(contract, library, workdir=parts.workdir / run_key)
+def _settings(parts: EngineParts, run_key: str) -> Settings:
+    # Each run its own driver directory (fault ledger, Locust files): runs never undo each other's faults.
+    return parts.settings.model_copy(update={"workdir": parts.workdir / run_key})
+
+
+def _share(parts: EngineParts, run: RunParts, contract: Contract) -> None:
+    """Give a composed run what the operator shares between gates (Prometheus client, evidence)."""
     url = contract.spec.prometheus.url
-    if url:
-        # One client per Prometheus server for all gates: bounded, coalescing (gate.operator.limits).
-        if drivers._client is not None:
-            drivers._client.close()
-        drivers._client = None
-        drivers.analyst.client = parts.prometheus(url)
-        if drivers.load is None and drivers.chaos is None:
-            drivers.analyst = SharedEvidenceAnalyst(
-                contract,
-                library,
-                parts.prometheus(url),
-                cache=parts.evidence,
-                measures=_measures(contract),
-            )
-    router = router_for(contract, kube_client=parts.kube)
-    return drivers, router
+    drivers = run.drivers
+    if not url:
+        return
+    # One client per Prometheus server for all gates: bounded, coalescing (gate.operator.limits).
+    if drivers._client is not None:
+        drivers._client.close()
+    drivers._client = None
+    shared = parts.prometheus(url)
+    drivers.analyst.client = shared
+    if drivers.load is None and drivers.chaos is None:
+        drivers.analyst = SharedEvidenceAnalyst(
+            contract, library_for(contract), shared, cache=parts.evidence, measures=_measures(contract)
+        )
+        run.runner.analyst = drivers.analyst
 
 
 def start_run(
@@ -309,61 +293,66 @@ def start_run(
     meta: dict[str, Any] | None = None,
 ) -> GateRun:
     """Record a new run of ``contract`` in the store and return it (nothing moves until ``advance``)."""
-    drivers, router = _compose(parts, contract, run_id or contract.metadata.name)
     holder: dict[str, GateRun] = {}
 
     def on_look(request: LookRequest, outcome: LookOutcome) -> None:
         holder["run"].on_look(request, outcome)
 
+    run = compose_start(
+        contract,
+        contract_text,
+        settings=_settings(parts, run_id or contract.metadata.name),
+        store=parts.store,
+        face="operator",
+        router=build_router(contract, parts.settings, kube_client=parts.kube),
+        run_id=run_id,
+        meta=meta,
+        on_look=on_look,
+    )
     try:
-        runner = Runner.create(
-            parts.store,
-            plan_from_contract(contract),
-            contract_name=contract.metadata.name,
-            service=contract.spec.service,
-            contract_text=contract_text,
-            meta={"face": "operator", "contract_sha256": digest(contract_text), **(meta or {})},
-            run_id=run_id,
-            clock=SystemClock(),
-            router=router,
-            on_look=on_look,
-            **drivers.runner_kwargs(),
-        )
+        _share(parts, run, contract)
     except BaseException:
-        drivers.close()
+        run.close()
         raise
-    run = holder["run"] = GateRun(runner, drivers, contract, meta)
-    return run
+    gate_run = holder["run"] = GateRun(run, contract, {"face": "operator", **(meta or {})})
+    return gate_run
 
 
 def resume_run(parts: EngineParts, run_id: str) -> GateRun | None:
-    """The run ``run_id`` as the store has it, with its recorded contract (None: no such run)."""
+    """The run ``run_id`` as the store has it, with its recorded contract and plan (None: no such run)."""
     detail = parts.store.run_detail(run_id)
     if detail is None:
         return None
-    contract = parse_contract(detail.contract_text, filename=f"run {run_id}", library=base_library())
-    drivers, router = _compose(parts, contract, run_id)
     holder: dict[str, GateRun] = {}
 
     def on_look(request: LookRequest, outcome: LookOutcome) -> None:
         holder["run"].on_look(request, outcome)
 
+    # The router is built from the recorded contract by the composition, with our client.
+    from gate.contract import parse_contract
+
+    contract = parse_contract(detail.contract_text, filename=f"<run {run_id}>", library=base_library())
     try:
-        runner = Runner(
-            parts.store,
+        run, warnings = compose_resume(
             run_id,
-            clock=SystemClock(),
-            router=router,
+            settings=_settings(parts, run_id),
+            store=parts.store,
+            router=build_router(contract, parts.settings, kube_client=parts.kube),
             on_look=on_look,
-            **drivers.runner_kwargs(),
         )
+    except StoreError:
+        return None
+    for warning in warnings:
+        log.warning("run %s: %s", run_id, warning)
+    try:
+        _share(parts, run, contract)
     except BaseException:
-        drivers.close()
+        run.close()
         raise
-    run = holder["run"] = GateRun(runner, drivers, contract, detail.meta)
+    gate_run = holder["run"] = GateRun(run, contract, detail.meta)
     if detail.looks:
         last = detail.looks[-1]
-        run._decisions.append(
+        gate_run._decisions.append(
             DecisionView(
                 action=str(last.action),
                 reason=str(last.reason),
@@ -374,12 +363,12 @@ def resume_run(parts: EngineParts, run_id: str) -> GateRun | None:
                 verdicts=tuple(dataclasses.asdict(v) for v in last.verdicts),
             )
         )
-    return run
+    return gate_run
 
 
 def open_parts(
     *,
-    store_path: Path,
+    store: str,
     workdir: Path,
     kube_client: kube.KubeClient,
     bucket: TokenBucket,
@@ -388,11 +377,16 @@ def open_parts(
     on_query: Callable[[], None] | None = None,
     on_ask: Callable[[], None] | None = None,
 ) -> EngineParts:
-    """The shared parts of the operator's runs."""
+    """The shared parts of the operator's runs (the store: a SQLite path or a ``postgresql://`` URL)."""
     return EngineParts(
-        store=RunStore(store_path),
+        store=RunStore(store),
         kube=RateLimitedKube(kube_client, bucket, on_api_call),
         workdir=workdir,
+        settings=Settings(
+            store=store if "://" in store else f"sqlite:///{Path(store).resolve()}",
+            workdir=workdir,
+            prometheus_concurrency=min(prometheus_concurrency, 64),
+        ),
         prometheus_concurrency=prometheus_concurrency,
         on_query=on_query,
         on_ask=on_ask,

@@ -88,6 +88,9 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, *, cancellat
         resource.VERSION,
         resource.PLURAL,
         registry=registry,
+        # Stopped gracefully first (a step in flight finishes, a deleted gate's run rolls back), and
+        # cancelled only after the backoff: without one, kopf cancels a daemon at once.
+        cancellation_backoff=cancellation_timeout / 2,
         cancellation_timeout=cancellation_timeout,
     )
     async def gate_daemon(

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class OperatorConfig:
     """What ``gate operator`` is told (flags and ``GATE_*`` environment variables)."""
 
-    store: Path = Path(".gate/operator.sqlite")
+    store: str = ".gate/operator.sqlite"  # a SQLite path, sqlite:///… or postgresql://…
     workdir: Path = Path(".gate/operator")
     kube_server: str | None = None
     kube_token: str | None = None
@@ -54,13 +54,16 @@ def run(config: OperatorConfig) -> int:
     """Run the operator until SIGTERM/SIGINT; 0 on a clean stop."""
     metrics = OperatorMetrics()
     bucket = TokenBucket(config.kube_qps, config.kube_burst)
-    client = kube.connect(host=config.kube_server, token=config.kube_token, kubeconfig=config.kubeconfig)
+    # The bucket is the operator's own (gate.operator.limits): the client's is left unlimited.
+    client = kube.connect(
+        host=config.kube_server, token=config.kube_token, kubeconfig=config.kubeconfig, qps=0, burst=1
+    )
 
     def on_api_call(verb: str) -> None:
         metrics.api_calls.labels(verb).inc()
 
     parts = open_parts(
-        store_path=config.store,
+        store=config.store,
         workdir=config.workdir,
         kube_client=client,
         bucket=bucket,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gate.demo.topology import Topology, TopologyConfig
 
@@ -31,6 +32,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # ~10 s: the whole demo topology
 def test_topology_serves_three_sources_and_stops_everything(tmp_path: Path) -> None:
     topology = Topology(TopologyConfig(scenario="good", workdir=tmp_path / "demo", users_rate=20, seed=7))
     with topology.start():

@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from gate.cli.main import app
+from gate.compose.analysis import ContractAnalyst
+from gate.compose.judging import judge_look
 from gate.contract import SliLibrary, parse_contract
 from gate.drivers.promserver import ScrapeJob
-from gate.engine.analysis import ContractAnalyst
-from gate.engine.judging import judge_look
 from gate.engine.runner import LookRequest
 from gate.judge import Counts, Evidence, Samples, Window
 from tests.support.ports import free_port, wait_port
@@ -403,6 +403,7 @@ def test_production_traffic_prometheus_saw_is_judged_too(
     assert "production" in data["phases"][0]["evidence"]["http-latency"]
 
 
+@pytest.mark.slow  # ~20 s: a chaos step under load, judged from a real Prometheus
 def test_recovery_within_a_chaos_step_is_judged_from_prometheus(
     services: dict[str, str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -14,11 +14,11 @@ import numpy as np
 from typer.testing import CliRunner
 
 from gate.cli.main import app
+from gate.compose.analysis import ContractAnalyst
+from gate.compose.judging import judge_look, judge_policy, objective_spec
 from gate.contract import SliLibrary, parse_contract
 from gate.drivers.chaos import ChaosWindow
 from gate.drivers.prometheus import recovery_key
-from gate.engine.analysis import ContractAnalyst
-from gate.engine.judging import judge_look, judge_policy, objective_spec
 from gate.engine.runner import LookRequest
 from gate.judge import Evidence, GaugeSeries, Status, Window
 
@@ -87,7 +87,7 @@ def _three_faces(tmp_path: Path, canary_factor: float) -> list[list[tuple[str, s
     library = SliLibrary.default()
     slis = _slis(canary_factor)
     evidence = Evidence.model_validate({"slis": slis})
-    # gate check and gate run (the analyst of a rollout) both judge through gate.engine.judging.
+    # gate check and gate run (the analyst of a rollout) both judge through gate.compose.judging.
     in_check = judge_look(contract, library, evidence, sources=["synthetic"], final=True)
     assert in_check is not None
     analyst = ContractAnalyst(contract, library, None, extra_evidence=lambda _s, _e: evidence)

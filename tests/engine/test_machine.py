@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from gate.engine import codec
 from gate.engine.machine import (
     Abort,
+    Applied,
     CaptureDiagnostics,
     Effect,
     EffectFailed,
@@ -46,7 +47,7 @@ LADDER = Plan(
         StepPlan("chaos", experiment="risk-api-slow", duration=10),
         StepPlan("setWeight", weight=100),
     ),
-    policy=PolicyPlan(interval=5, inconclusive_limit=2, error_limit=2, diagnostics=True),
+    policy=PolicyPlan(interval=5, undecided_looks=2, blind_looks=2, diagnostics=True),
 )
 
 
@@ -73,6 +74,9 @@ class Driver:
                     self.answer(self.feed(LookFailed(self.t, e.look, "connection refused")))
                 else:
                     self.answer(self.feed(Judged(self.t, e.look, decision, f"{decision} at {self.t}")))
+            elif isinstance(e, SetWeight | SetMirror):
+                # The router confirms at once (a late confirmation has its own test).
+                self.answer(self.feed(Applied(self.t, e.kind, e.percent)))
             elif isinstance(e, Rollback):
                 self.answer(self.feed(RolledBack(self.t)))
 
@@ -143,7 +147,7 @@ def test_open_ended_pause_waits_for_a_person() -> None:
     d.start()
     d.tick(50)
     assert d.state.step == 1 and not d.state.terminal
-    d.feed(Resume(d.t, by="alice"))
+    d.answer(d.feed(Resume(d.t, by="alice")))
     assert d.state.status == "promoted"
     assert "alice" in d.of(Notify)[-2].summary  # the step advance names who resumed
 
@@ -174,7 +178,7 @@ def test_a_failed_look_rolls_back_at_once_mid_pause_with_diagnostics() -> None:
 
 
 def test_failure_limit_tolerates_that_many_failed_looks() -> None:
-    plan = replace(LADDER, policy=replace(LADDER.policy, failure_limit=2))
+    plan = replace(LADDER, policy=replace(LADDER.policy, failed_looks=2))
     d = Driver(plan, decide="rollback")
     d.start()
     d.tick(2)
@@ -203,7 +207,7 @@ def test_inconclusive_never_promotes_then_holds_for_a_person_then_resumes() -> N
     assert [n.event for n in d.of(Notify)][-1] == "held"
     d.tick(10)  # evidence is conclusive again, but a held run waits for a person
     assert d.state.status == "held" and d.state.step == 2
-    d.feed(Resume(d.t, by="bob"))
+    d.answer(d.feed(Resume(d.t, by="bob")))
     assert d.state.status == "running"
     d.tick(1)
     assert d.state.step > 2
@@ -236,7 +240,7 @@ def test_the_judges_rollback_on_unknowns_is_not_taken_for_a_failure() -> None:
 
 def test_prometheus_outage_holds_then_resolves_per_policy() -> None:
     # Looks fail (Prometheus unreachable) from t=15 to t=40; limit 2 errors once waiting.
-    plan = replace(LADDER, policy=replace(LADDER.policy, error_limit=10))
+    plan = replace(LADDER, policy=replace(LADDER.policy, blind_looks=10))
     d = Driver(plan, decide=lambda dr: "fail-look" if 15 <= dr.t < 40 else "promote")
     d.start()
     d.tick(7)  # t=35: analyze step (from 10, 20 s) waits; never advanced on failed looks
@@ -251,7 +255,7 @@ def test_prometheus_outage_holds_then_resolves_per_policy() -> None:
 
 def test_a_pause_does_not_end_while_the_analysis_is_blind() -> None:
     # Prometheus is down from t=5 to t=25, during the 10 s pause at weight 5.
-    plan = replace(LADDER, policy=replace(LADDER.policy, error_limit=10))
+    plan = replace(LADDER, policy=replace(LADDER.policy, blind_looks=10))
     d = Driver(plan, decide=lambda dr: "fail-look" if 5 <= dr.t < 25 else "promote")
     d.start()
     d.tick(4)  # t=20: the pause's time is up, but the last look failed
@@ -372,9 +376,9 @@ policies = st.builds(
     interval=st.sampled_from([1.0, 5.0]),
     deadline=st.one_of(st.none(), st.sampled_from([20.0, 100.0])),
     on_inconclusive=st.sampled_from(["hold", "rollback"]),
-    failure_limit=st.integers(0, 2),
-    inconclusive_limit=st.integers(0, 3),
-    error_limit=st.integers(0, 3),
+    failed_looks=st.integers(0, 2),
+    undecided_looks=st.integers(0, 3),
+    blind_looks=st.integers(0, 3),
     diagnostics=st.booleans(),
 )
 
@@ -395,6 +399,8 @@ MOVES = [
     "stop-chaos-failed",
     "notify-failed",
     "stale",
+    "applied",
+    "rollback-failed-for-good",
 ]
 moves = st.lists(st.sampled_from(MOVES), max_size=60)
 
@@ -426,6 +432,10 @@ def _event(move: str, state: State, t: float) -> Input:
             return EffectFailed(t, "stop_chaos", "down", detail="x")
         case "notify-failed":
             return EffectFailed(t, "notify", "down")
+        case "applied":
+            return Applied(t, state.applying or "set_weight", 0)
+        case "rollback-failed-for-good":
+            return EffectFailed(t, "rollback", "403 forbidden", permanent=True)
         case _:
             return Judged(t, look - 1, "promote", "stale")
 
@@ -492,8 +502,87 @@ def test_invariants_hold_for_any_plan_and_any_inputs(
             and event.action == "rollback"
             and event.look == before.looks
             and before.phase == "stepping"
-            and before.failed + 1 > policy.failure_limit
+            and before.failed + 1 > policy.failed_looks
         ):
             assert state.phase == "rolling_back"
     # Weights are set in the plan's order, none invented (a rollback is its own effect).
     assert set_weights == weights[: len(set_weights)]
+
+
+# ---------------------------------------------------------------- traffic changes take effect late
+
+
+def test_a_step_after_a_weight_starts_when_the_router_confirms_it_not_when_it_was_asked() -> None:
+    plan = Plan(
+        steps=(StepPlan("setWeight", weight=20), StepPlan("analyze", duration=40)),
+        policy=PolicyPlan(interval=5),
+    )
+    state, effects = transition(plan, State(), Start(0.0))
+    assert SetWeight(20) in effects and state.applying == "set_weight" and state.step == 0
+    # The API server is frozen: ticks come, but no look is asked while the weight is on its way.
+    for t in (5.0, 10.0, 15.0, 20.0, 25.0):
+        state, effects = transition(plan, state, Tick(t))
+        assert not [e for e in effects if isinstance(e, Measure)]
+    state, _ = transition(plan, state, Applied(26.0, "set_weight", 20))
+    assert state.step == 1 and state.window_start == 26.0 and state.step_started_at[1] == 26.0
+    assert state.late == 26.0 and "26.0s after it was asked" in state.reason
+    # The analyze step's 40 s count from 26: a promote at 61 is too early, at 66 it ends the step.
+    state, effects = transition(plan, state, Tick(61.0))
+    (look,) = [e for e in effects if isinstance(e, Measure)]
+    assert look.since == 26.0 and not look.final  # the window holds only the new weight's traffic
+    state, _ = transition(plan, state, Judged(61.0, look.look, "promote", "fine"))
+    assert state.status == "running"
+    state, effects = transition(plan, state, Tick(66.0))
+    (look,) = [e for e in effects if isinstance(e, Measure)]
+    assert look.final
+    state, _ = transition(plan, state, Judged(66.0, look.look, "promote", "fine"))
+    assert state.status == "promoted"
+
+
+def test_a_repeated_confirmation_after_a_crash_changes_nothing() -> None:
+    plan = Plan(steps=(StepPlan("setWeight", weight=20), StepPlan("pause", duration=30)))
+    state, _ = transition(plan, State(), Start(0.0))
+    state, _ = transition(plan, state, Applied(1.0, "set_weight", 20))
+    again, effects = transition(plan, state, Applied(2.0, "set_weight", 20))
+    assert again == state and effects == []
+
+
+# ----------------------------------------------------------------------- a rollback that cannot
+
+
+def test_a_rollback_that_fails_for_good_ends_the_run_rollback_failed_at_once() -> None:
+    d = Driver(LADDER)
+    d.start()
+    d.feed(Abort(d.t, by="carol"))
+    effects = d.feed(EffectFailed(d.t, "rollback", "set_weight(0): 403 forbidden", permanent=True))
+    assert d.state.terminal and d.state.status == "rollback_failed"
+    assert "traffic may still reach the canary" in d.state.reason and "403" in d.state.reason
+    (note,) = [e for e in effects if isinstance(e, Notify)]
+    assert note.event == "rollback_failed" and note.severity == "critical"
+    assert d.feed(Tick(d.t + 5)) == []  # over: nothing loops
+
+
+def test_a_rollback_failing_temporarily_is_given_up_after_its_attempt_budget() -> None:
+    plan = replace(LADDER, policy=replace(LADDER.policy, rollback_attempts=3))
+    d = Driver(plan)
+    d.start()
+    d.feed(Abort(d.t, by="carol"))
+    for _ in range(2):
+        d.feed(EffectFailed(d.t, "rollback", "503"))
+        assert d.state.phase == "rolling_back"
+        d.t += 5
+        d.feed(Tick(d.t))
+    d.feed(EffectFailed(d.t, "rollback", "503"))
+    assert d.state.status == "rollback_failed" and d.state.rollback_attempts == 3
+    assert "3 attempts" in d.state.reason
+
+
+def test_a_decision_keeps_the_verdicts_it_rests_on() -> None:
+    d = Driver(LADDER)
+    d.start()
+    d.t = 5
+    d.feed(Tick(5))
+    drivers = ("http-latency-p95@production=fail (critical)",)
+    d.feed(Judged(5, d.state.looks, "rollback", "p95 too high", drivers=drivers))
+    assert d.state.basis == (f"look {d.state.looks}: http-latency-p95@production=fail (critical)",)
+    assert codec.load_state(codec.dump_state(d.state)) == d.state

@@ -42,7 +42,7 @@ PLAN = Plan(
         StepPlan("analyze", duration=5),
         StepPlan("setWeight", weight=100),
     ),
-    policy=PolicyPlan(interval=5, inconclusive_limit=5, diagnostics=True),
+    policy=PolicyPlan(interval=5, undecided_looks=5, diagnostics=True),
 )
 
 

@@ -47,7 +47,7 @@ PLAN = Plan(
         StepPlan("setWeight", weight=100),
         StepPlan("mirror", percent=0),
     ),
-    policy=PolicyPlan(interval=5, inconclusive_limit=1),
+    policy=PolicyPlan(interval=5, undecided_looks=1),
 )
 
 

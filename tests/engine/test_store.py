@@ -122,7 +122,7 @@ def test_a_prometheus_outage_mid_rollout_holds_is_recorded_and_then_resolves(tmp
             StepPlan("analyze", duration=10),
             StepPlan("setWeight", weight=100),
         ),
-        policy=PolicyPlan(interval=5, error_limit=10),
+        policy=PolicyPlan(interval=5, blind_looks=10),
     )
     clock = ManualClock(start=0.0)
     router = RecordingRouter()

@@ -160,7 +160,7 @@ def test_histogram_absolute_bound_only_passes_when_the_bucket_edge_proves_it() -
     "canary",
     [
         Samples(values=[]),
-        Samples(values=[math.nan] * 40),
+        Samples.from_array([math.nan] * 40),  # as a driver would hand it over
         Samples(values=[0.1] * 500, stale=True),
         Samples(values=[0.1] * 500, saturated=True),
         Samples(missing=True),

@@ -77,7 +77,29 @@ def test_unrepresentative_synthetic_load_is_reported_and_down_weighted(rng: np.r
     rep = [c for c in j.comparisons.representativeness if c.sli == "latency"]
     assert rep and rep[0].status == Status.FAIL and "not representative" in rep[0].reason
     synthetic = next(v for v in j.verdicts if v.source == "synthetic" and v.objective == "p95")
-    assert synthetic.downweighted and not synthetic.critical
+    # issue 10 item 7: the criticality the contract gave is kept beside the down-weighted mark
+    assert synthetic.downweighted and synthetic.critical
+    assert "down-weighted" in synthetic.reason
+
+
+def test_a_down_weighted_critical_fail_is_counted_as_a_failure_not_a_critical_one() -> None:
+    from gate.judge.decide import decide
+    from gate.judge.verdict import Verdict
+
+    failing = Verdict(
+        objective="p95",
+        sli="latency",
+        source="synthetic",
+        status=Status.FAIL,
+        reason="slow [down-weighted: synthetic 3× faster]",
+        critical=True,
+        downweighted=True,
+    )
+    passing = Verdict(objective="p95", sli="latency", source="production", status=Status.PASS, reason="ok")
+    d = decide([failing, passing], JudgePolicy(failure_limit=1), final=True)
+    assert d.action == "promote" and d.counts["critical_fail"] == 0
+    d = decide([failing, passing], JudgePolicy(failure_limit=0), final=True)
+    assert d.action == "rollback" and "down-weighted" in d.reason
 
 
 def test_synthetic_fail_contradicted_by_production_pass_becomes_inconclusive() -> None:

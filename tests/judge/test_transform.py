@@ -10,11 +10,16 @@ from gate.judge.evidence import Counts, GaugeSeries, Histogram, Samples
 from gate.judge.transform import outlier_span, prepare
 
 
-def test_non_finite_values_are_removed_and_counted() -> None:
-    p = prepare(Samples(values=[0.1, math.nan, 0.3, math.inf, 0.2]))
-    assert p.usable and p.n == 3
-    assert p.values is not None and p.values.tolist() == [0.1, 0.2, 0.3]
-    assert "2 non-finite values removed" in p.notes
+def test_values_outside_the_domain_from_a_driver_make_the_entry_unusable() -> None:
+    # issue 14 item 6: a driver's NaN, inf, negative or absurd latency is not cleaned away but refused
+    for bad in (math.nan, math.inf, -1.0, 1e308):
+        p = prepare(Samples.from_array([0.1, bad, 0.3, 0.2]))
+        assert not p.usable, bad
+        assert "outside the judge's domain" in p.problems[0] and "values[1]" in p.problems[0]
+    hist = Histogram.model_construct(bounds=[0.1, math.inf], counts=[-3.0, 5.0], kind="histogram")
+    assert not prepare(hist).usable
+    counts = Counts.model_construct(errors=math.nan, total=10.0, kind="counts")
+    assert "outside the judge's domain" in prepare(counts).problems[0]
 
 
 def test_empty_missing_stale_saturated_are_unusable_with_reasons() -> None:
@@ -56,7 +61,8 @@ def test_histogram_without_observations_is_unusable() -> None:
 
 def test_gauge_needs_three_points_and_is_sorted_by_time() -> None:
     assert not prepare(GaugeSeries(points=[(1.0, 1.0), (2.0, 2.0)])).usable
-    p = prepare(GaugeSeries(points=[(3.0, 30.0), (1.0, 10.0), (2.0, math.nan), (2.5, 20.0)]))
+    points = [(3.0, 30.0), (1.0, 10.0), (2.0, math.nan), (2.5, 20.0)]  # a driver's NaN point is dropped
+    p = prepare(GaugeSeries.model_construct(points=points, kind="gauge"))
     assert p.usable and p.times is not None and p.times.tolist() == [1.0, 2.5, 3.0]
 
 

@@ -65,7 +65,7 @@ class OperatorProcess:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -135,8 +135,9 @@ def test_a_revision_starts_a_gate_that_steps_the_route_to_promotion(
     assert status["images"] == ["checkout:3"]
     with RunStore(operators.tmp / "runs.sqlite") as store:
         runs = store.list_runs()
+        states = [store.get_state(r.id)["status"] for r in runs]
     assert {r.id for r in runs} == {first, status["runId"]}
-    assert all(r.status == "promoted" for r in runs)
+    assert states == ["promoted", "promoted"]
 
 
 def _image(deployment: dict[str, Any], image: str) -> dict[str, Any]:
@@ -276,3 +277,25 @@ def test_crd_command_prints_the_chart_crd() -> None:
 
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def test_a_gate_deleted_mid_run_rolls_its_canary_back(
+    emulator: EmulatorThread, client: kube.KubeClient, operators: Operators
+) -> None:
+    _world(client)
+    op = operators.start()
+    spec = copy.deepcopy(SPEC)
+    spec["steps"] = ["20%", "pause 60s", "100%"]
+    _gate(client, spec)
+    wait_for(lambda: _status(client).get("weight") == 20, 20, op.tail)
+    client.delete(gate_ref())
+    wait_for(lambda: _weights(client) == [100, 0], 30, op.tail)  # traffic back to stable
+    wait_for(lambda: not _exists(client), 30, op.tail)  # and the finalizer let go
+
+
+def _exists(client: kube.KubeClient) -> bool:
+    try:
+        client.get(gate_ref())
+    except kube.KubeNotFoundError:
+        return False
+    return True

@@ -525,6 +525,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
             await self._buses[res].put({"type": "DELETED", "object": copy.deepcopy(new)})
         return 200, new
 
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        res = request.resource
+        assert res is not None
+        key = (res, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                what = f"{res.plural}.{res.group}" if res.group else str(res.plural)
+                raise api_error(404, "NotFound", f'{what} "{request.name}" not found')
+            return copy.deepcopy(self.objects[key].raw)
+
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
         payload = await super()._serve_list(request)
         res = request.resource
@@ -581,6 +591,10 @@ class RunningKube:
 
     def exists(self, resource: str, namespace: str | None, name: str) -> bool:
         return bool(self.call(lambda: self.emulator.exists(resource, namespace, name)))
+
+    def delete(self, resource: str, namespace: str | None, name: str) -> None:
+        """Remove an object (as if deleted by someone else)."""
+        self.call(self.emulator.objects[_key(resource, namespace, name)].delete)
 
     def freeze(self, seconds: float | None = None) -> None:
         self.emulator.freeze(seconds)
@@ -679,3 +693,30 @@ def kube_api() -> Iterator[RunningKube]:
 def dump(obj: Any) -> str:
     """An object as sorted JSON (for readable assertion messages)."""
     return json.dumps(obj, sort_keys=True, indent=1)
+
+
+SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
+
+
+def as_written(obj: JSON) -> JSON:
+    """The object without what the API server stamps on it (to compare with what a user wrote)."""
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata") or {}
+    for key in SERVER_FIELDS:
+        meta.pop(key, None)
+    return out
+
+
+def field_diff(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf that differs between two JSON values: (path, before, after); `...` marks absent."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(before) | set(after)):
+            out += field_diff(before.get(key, ...), after.get(key, ...), f"{path}.{key}" if path else key)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        out = []
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            out += field_diff(b, a, f"{path}[{i}]")
+        return out
+    return [] if before == after else [(path, before, after)]

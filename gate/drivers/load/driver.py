@@ -29,6 +29,7 @@ from typing import IO
 from gate.drivers.load.plan import LoadPlan
 from gate.drivers.load.protocol import parse_line
 from gate.drivers.load.result import Aggregator, LoadProgress, LoadResult
+from gate.drivers.process import child_options
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +135,9 @@ class LoadDriver:
                 stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
-                # Its own session: a Ctrl-C at the terminal reaches gate, which stops the run cleanly.
-                start_new_session=True,
+                # Its own session: a Ctrl-C at the terminal reaches gate, which stops the run cleanly;
+                # and it dies with gate (PR_SET_PDEATHSIG): load without its gate is pointless.
+                **child_options(),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 

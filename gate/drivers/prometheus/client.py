@@ -1,11 +1,13 @@
 """The one place gate talks to Prometheus's HTTP API.
 
-Instant and range queries, series and target lookups, over httpx. Every call is bounded: a timeout
-per attempt, retries with exponential backoff on 5xx, 429, timeouts and connection errors (never on
-other 4xx: a 400 is a bad query and retrying it is useless), a cap on the size of an answer, and a
-check of its JSON shape. Two kinds of failure with two consequences: `PermanentError` (fix the query
-or the server) and `TemporaryError` (try again later). Errors quote Prometheus's own message,
-truncated, never a whole answer.
+Instant and range queries, series and target lookups, over httpx. Every call is bounded: a total
+wall-clock deadline per attempt (connect, send, wait and read together — a server that drips one byte
+every few seconds is cut at the deadline, not kept alive by each byte), retries with exponential
+backoff on 5xx, 429, timeouts and connection errors (never on other 4xx: a 400 is a bad query and
+retrying it is useless), a cap on the size of an answer, and a check of its JSON shape. Two kinds of
+failure with two consequences: `PermanentError` (fix the query or the server) and `TemporaryError`
+(try again later), subclasses of gate's own. Errors quote Prometheus's own message, truncated, never
+a whole answer, and never the credentials of a URL (`user:password@` is redacted).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import httpcore
 import httpx
 
+from gate import errors, redact
 from gate.contract import promql
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -29,20 +33,103 @@ DEFAULT_MAX_POINTS = 2_000_000
 _QUOTE = 300  # how much of a server's words an error message repeats
 
 
-class PrometheusError(Exception):
+class PrometheusError(errors.GateError):
     """Reading Prometheus failed."""
 
 
-class PermanentError(PrometheusError):
-    """Retrying is useless: a bad query (HTTP 400/422), a refused request, a too large or malformed answer."""
+class PermanentError(PrometheusError, errors.PermanentError):
+    """Retrying is useless: a bad query (HTTP 400/422), a refused request (4xx other than 429), a too
+    large or malformed answer."""
 
 
-class TemporaryError(PrometheusError):
-    """Prometheus was unreachable, slow or overloaded after every retry; it may work later."""
+class TemporaryError(PrometheusError, errors.TemporaryError):
+    """Prometheus was unreachable, slow or overloaded (5xx, 429, a timeout, the attempt's deadline passed)
+    after every retry; it may work later."""
 
     def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class DeadlineExceeded(TemporaryError):
+    """One attempt took longer in all than its deadline (e.g. an answer dripping in byte by byte)."""
+
+
+_deadline = threading.local()
+"""The monotonic time the current thread's attempt must end by (None: no deadline)."""
+
+
+def _remaining(timeout: float | None) -> float | None:
+    """The smaller of an operation's own timeout and what is left of the attempt's deadline."""
+    end: float | None = getattr(_deadline, "end", None)
+    if end is None:
+        return timeout
+    # Never 0: a socket timeout of 0 means non-blocking, not "already late".
+    left = max(0.001, end - time.monotonic())
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write waits no longer than the attempt has left."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _remaining(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, _remaining(timeout), local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _remaining(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport over sockets that honour the attempt's deadline."""
+
+    def __init__(self, verify: Any = True) -> None:
+        super().__init__(verify=verify)
+        # httpx builds its pool without a way to pass a network backend; build the same pool with one.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_DeadlineBackend(),
+        )
 
 
 def _quote(text: object) -> str:
@@ -117,6 +204,11 @@ def _duration_seconds(text: object) -> float | None:
 class PrometheusClient:
     """A bounded, retrying client for one Prometheus server.
 
+    `timeout` bounds each attempt in all (connect, send, wait for the answer and read it), so no
+    server can hold an attempt longer, however slowly it answers. `url` may carry `user:password@`
+    (sent as basic auth); it is redacted in every message and in `url`. `verify` is httpx's: True,
+    False (skip verification) or an `ssl.SSLContext` / CA file path.
+
     `query_count` counts logical requests (a retried query counts once); `attempts` counts HTTP requests."""
 
     def __init__(
@@ -125,6 +217,7 @@ class PrometheusClient:
         timeout: float = 5.0,
         retries: int = 3,
         *,
+        verify: Any = True,
         backoff: float = 0.2,
         max_backoff: float = 5.0,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -135,8 +228,11 @@ class PrometheusClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise PermanentError(f"Prometheus URL must start with http:// or https://, got {_quote(url)!r}")
-        self.url = url.rstrip("/")
+            raise PermanentError(
+                f"Prometheus URL must start with http:// or https://, got {_quote(redact.redact_url(url))!r}"
+            )
+        base, auth = redact.split_userinfo(url.rstrip("/"))
+        self.url = redact.redact_url(url.rstrip("/"))
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -149,10 +245,11 @@ class PrometheusClient:
         self._count_lock = threading.Lock()  # the operator may share one client between threads
         self._sleep = sleep
         self._http = httpx.Client(
-            base_url=self.url,
+            base_url=base,
             timeout=httpx.Timeout(timeout),
             headers=dict(headers or {}),
-            transport=transport,
+            auth=auth,
+            transport=transport if transport is not None else _DeadlineTransport(verify=verify),
             follow_redirects=False,
         )
 
@@ -301,7 +398,7 @@ class PrometheusClient:
             except TemporaryError as exc:
                 last = exc
         assert last is not None
-        raise TemporaryError(f"{last} (after {self.retries + 1} attempts)", delay=last.delay) from last
+        raise type(last)(f"{last} (after {self.retries + 1} attempts)", delay=last.delay) from last
 
     def _attempt(
         self,
@@ -315,6 +412,8 @@ class PrometheusClient:
         with self._count_lock:
             self.attempts += 1
         where = f"Prometheus at {self.url}"
+        end = time.monotonic() + self.timeout
+        _deadline.end = end
         try:
             if method == "GET":
                 request = self._http.build_request("GET", path, params=form)
@@ -322,13 +421,19 @@ class PrometheusClient:
                 request = self._http.build_request("POST", path, data=form)
             response = self._http.send(request, stream=True)
             try:
-                body = self._read_bounded(response)
+                body = self._read_bounded(response, end)
             finally:
                 response.close()
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= end - 0.01:
+                raise DeadlineExceeded(
+                    f"{what}: {where} did not finish its answer within {self.timeout:g}s in all"
+                ) from exc
             raise TemporaryError(f"{what}: {where} did not answer within {self.timeout:g}s") from exc
         except httpx.TransportError as exc:
             raise TemporaryError(f"{what}: cannot reach {where}: {_quote(type(exc).__name__)}") from exc
+        finally:
+            _deadline.end = None
         status = response.status_code
         if status >= 500 or status == 429:
             retry_after = _retry_after(response.headers.get("retry-after"))
@@ -337,6 +442,11 @@ class PrometheusClient:
             )
         if status in (400, 422):
             raise PermanentError(f"{what} rejected by {where} (HTTP {status}){_error_words(body)}")
+        if status in (401, 403):
+            raise PermanentError(
+                f"{what}: {where} answered HTTP {status} (not authorised){_error_words(body)}",
+                hint="check spec.prometheus.auth (bearer token or basic auth) and its file or variable",
+            )
         if status != 200:
             raise PermanentError(f"{what}: {where} answered HTTP {status}{_error_words(body)}")
         try:
@@ -350,7 +460,7 @@ class PrometheusClient:
             raise PermanentError(f"{what}: {where} answered a malformed `data` field")
         return data
 
-    def _read_bounded(self, response: httpx.Response) -> bytes:
+    def _read_bounded(self, response: httpx.Response, end: float) -> bytes:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise PermanentError(
@@ -360,6 +470,8 @@ class PrometheusClient:
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
+            if time.monotonic() > end:  # every read is bounded by the deadline; say so plainly
+                raise httpx.ReadTimeout("the attempt's deadline passed")
             size += len(chunk)
             if size > self.max_bytes:
                 raise PermanentError(
@@ -385,12 +497,13 @@ def _retry_after(header: str | None) -> float | None:
 
 
 def _error_words(body: bytes) -> str:
-    """Prometheus's own error words, truncated; never the whole answer."""
+    """Prometheus's own error words, truncated, credentials redacted; never the whole answer."""
     try:
         doc = json.loads(body[:65536])
     except (ValueError, RecursionError):
         return ""
     if isinstance(doc, dict) and isinstance(doc.get("error"), str):
         kind = doc.get("errorType")
-        return f": {_quote(kind) + ': ' if isinstance(kind, str) else ''}{_quote(doc['error'])}"
+        words = redact.redact_text(doc["error"])
+        return f": {_quote(kind) + ': ' if isinstance(kind, str) else ''}{_quote(words)}"
     return ""

@@ -7,7 +7,12 @@ to the canary. It never decides anything: the engine tells it the weight and the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+from gate.errors import GateError, PermanentError, TemporaryError
+
+Outcome = Literal["promoted", "rolled_back"]
+OUTCOMES: tuple[Outcome, ...] = ("promoted", "rolled_back")
 
 
 @dataclass(frozen=True)
@@ -18,20 +23,31 @@ class RouteState:
     mirror_percent: int
 
 
-class RouterError(RuntimeError):
+@dataclass(frozen=True)
+class Finish:
+    """Where `finish()` stands: `done` once the end state is reached (call again until it is), what
+    the route says now, and in words what is being waited for (empty when done)."""
+
+    done: bool
+    state: RouteState
+    detail: str = ""
+
+
+class RouterError(GateError):
     """A router could not do what it was asked; nothing was half-applied."""
 
 
-class RouterUnavailable(RouterError):
-    """Temporary: the API server or proxy did not answer, or kept conflicting; retrying later may work."""
+class RouterUnavailable(RouterError, TemporaryError):
+    """Temporary: the API server or proxy did not answer, or conflicted; retrying later may work."""
 
 
-class RouterMisconfigured(RouterError):
-    """Permanent: the routing object is not what the contract says (missing, no stable backend, ...)
-    or the proxy refused the configuration. Retrying will not help; the message says what to fix."""
+class RouterMisconfigured(RouterError, PermanentError):
+    """Permanent: the routing object is not what the contract says (missing, no stable backend, ...),
+    gate may not change it, or the proxy refused the configuration. Retrying will not help; the
+    message says what to fix."""
 
 
-class NotSupported(RouterError):
+class NotSupported(RouterMisconfigured):
     """This router cannot do that at all (e.g. mirroring with plain Deployments)."""
 
 
@@ -55,6 +71,16 @@ class Router(Protocol):
 
     def remove(self) -> None:
         """Undo what gate added: all traffic to stable, no mirror, the user's own settings as before."""
+        ...
+
+    def finish(self, outcome: Outcome) -> Finish:
+        """Leave the end state of a run (idempotent; call again until `done`).
+
+        Both outcomes: the mirror off, gate's bookkeeping (annotation, filters it added) gone, the
+        object as the user wrote it except for the weights. `rolled_back`: stable 100 %.
+        `promoted`: what the contract's `promotion` says (route-only: canary 100 %; copy/external:
+        stable 100 % once the stable Deployment runs the canary's version). Nothing is written when
+        nothing has to change."""
         ...
 
     def describe(self) -> str:

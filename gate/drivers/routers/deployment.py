@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from gate.drivers import kube
 from gate.drivers.routers import weights
-from gate.drivers.routers.base import NotSupported, RouterMisconfigured, RouteState
+from gate.drivers.routers.base import Finish, NotSupported, Outcome, RouterMisconfigured, RouteState
 from gate.drivers.routers.kubecommon import JSON, api_errors, drop_ledger, read_ledger, write_ledger
 
 
@@ -106,6 +106,8 @@ class DeploymentRouter:
         weights.check_percent(canary_percent)
         with api_errors(self.describe()):
             ledger, first = self._ledger()
+            if first and canary_percent == 0 and int(ledger["canaryReplicas"]) == 0:
+                return self.read()  # untouched and already all on stable: nothing to write
             stable_count, canary_count = weights.replicas(self.total(ledger), canary_percent)
             return self._scale(stable_count, canary_count, ledger, record=first)
 
@@ -123,6 +125,25 @@ class DeploymentRouter:
             stable = self.client.read(self.target.stable_ref)
             canary = self.client.read(self.target.canary_ref)
         return state(stable, canary)
+
+    def finish(self, outcome: Outcome) -> Finish:
+        """rolled_back: as `remove()`. promoted: every replica on the canary, gate's record gone."""
+        if outcome == "rolled_back":
+            self.remove()
+            return Finish(True, self.read())
+        with api_errors(self.describe()):
+            ledger, _ = self._ledger()
+            total = self.total(ledger)
+
+            def grow(d: JSON) -> JSON:  # the canary grows first, then the stable shrinks
+                found = read_ledger(d)
+                if found is not None:
+                    drop_ledger(d, found)
+                return scaled(d, total)
+
+            self.client.modify(self.target.canary_ref, grow)
+            self.client.modify(self.target.stable_ref, lambda d: scaled(d, 0))
+        return Finish(True, self.read())
 
     def remove(self) -> None:
         with api_errors(self.describe()):

@@ -11,13 +11,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gate.contract import models
-from gate.drivers import kube
+from gate.drivers import kube as kubedriver
+from gate.drivers.kube import KubeOptions
 from gate.drivers.routers.base import Router, RouterMisconfigured
 from gate.drivers.routers.deployment import DeploymentRouter, DeploymentTarget
 from gate.drivers.routers.gateway_api import BackendRef, GatewayApiRouter, HttpRouteTarget
 from gate.drivers.routers.ingress_nginx import IngressNginxRouter, IngressTarget
 from gate.drivers.routers.istio import Destination, IstioRouter, VirtualServiceTarget
 from gate.drivers.routers.nginx import NginxRouter
+from gate.drivers.routers.promotion import Deployments, HandOver
 
 
 def service_of(endpoint: models.Endpoint, track: str) -> str:
@@ -38,19 +40,72 @@ def service_of(endpoint: models.Endpoint, track: str) -> str:
     )
 
 
-def _namespace(router_ns: str | None, contract: models.Contract) -> str:
-    return router_ns or contract.metadata.namespace or "default"
+def namespace_for(
+    contract: models.Contract,
+    router_ns: str | None = None,
+    default: str | None = None,
+    flag: str | None = None,
+) -> str:
+    """The namespace of the objects gate touches: the router's own `namespace`, else the contract's
+    `metadata.namespace`, else `default` (`--namespace`, the kubeconfig context's, the pod's), else
+    `default`. A `--namespace` (`flag`) that contradicts `metadata.namespace` is refused, as kubectl does."""
+    meta = contract.metadata.namespace
+    if flag and meta and flag != meta:
+        raise RouterMisconfigured(
+            f"--namespace {flag} contradicts metadata.namespace {meta} of contract {contract.metadata.name}",
+            hint="drop --namespace, or change metadata.namespace in the contract",
+        )
+    return router_ns or meta or default or "default"
 
 
 def router_for(
     contract: models.Contract,
     *,
-    kube_client: kube.KubeClient | None = None,
+    kube_client: kubedriver.KubeClient | None = None,
+    kube: KubeOptions | None = None,
     prefix: Path | str | None = None,
     listen_port: int | None = None,
 ) -> Router:
-    """Build the contract's router. Kubernetes routers use `kube_client` (default: `kube.connect()`);
-    the nginx router needs `prefix` (its private directory) and a port (the contract's or `listen_port`)."""
+    """Build the contract's router, wrapped in its promotion hand-over (`spec.promotion`).
+
+    Kubernetes routers use `kube_client`, else a client connected with `kube` (KubeOptions: the
+    `--kubeconfig`, `--context`, `--namespace` flags; default: the usual search, see
+    `gate.drivers.kube`). The nginx router needs `prefix` (its private directory) and a port (the
+    contract's or `listen_port`). Raises RouterMisconfigured / KubeConfigError (both permanent)."""
+    router = _bare_router(
+        contract, kube_client=kube_client, kube=kube, prefix=prefix, listen_port=listen_port
+    )
+    promotion = contract.spec.promotion
+    if promotion.mode == "route-only":
+        return router
+    client = getattr(router, "client", None)
+    target = contract.spec.target
+    if (
+        not isinstance(client, kubedriver.KubeClient)
+        or not target.stable.deployment
+        or not target.canary.deployment
+    ):
+        raise RouterMisconfigured(  # the contract's validation prevents this
+            f"spec.promotion.mode: {promotion.mode} needs a Kubernetes router and both Deployments"
+        )
+    ns = namespace_for(contract, getattr(contract.spec.router, "namespace", None), client.namespace)
+    return HandOver(
+        router,
+        client,
+        Deployments(ns, target.stable.deployment, target.canary.deployment),
+        mode=promotion.mode,
+        timeout=promotion.timeout,
+    )
+
+
+def _bare_router(
+    contract: models.Contract,
+    *,
+    kube_client: kubedriver.KubeClient | None,
+    kube: KubeOptions | None,
+    prefix: Path | str | None,
+    listen_port: int | None,
+) -> Router:
     spec = contract.spec.router
     target = contract.spec.target
     if spec is None:
@@ -73,7 +128,14 @@ def router_for(
             shadow_header=contract.spec.traffic.header,
             listen_host=spec.host,
         )
-    client = kube_client or kube.connect()
+    try:
+        client = kube_client or kubedriver.connect(kube)
+    except kubedriver.KubeError as exc:  # no credentials: a router error like the others (permanent)
+        raise RouterMisconfigured(exc.message, hint=exc.hint) from exc
+
+    def _namespace(router_ns: str | None, _contract: models.Contract) -> str:
+        return namespace_for(contract, router_ns, client.namespace, kube.namespace if kube else None)
+
     if isinstance(spec, models.GatewayApiRouter):
         return GatewayApiRouter(
             client,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from gate.drivers import kube
 from gate.drivers.routers import weights
-from gate.drivers.routers.base import NotSupported, RouterMisconfigured, RouteState
+from gate.drivers.routers.base import Finish, NotSupported, Outcome, RouterMisconfigured, RouteState
 from gate.drivers.routers.kubecommon import (
     JSON,
     MANAGED_BY_GATE,
@@ -29,6 +29,7 @@ from gate.drivers.routers.kubecommon import (
     api_errors,
     drop_ledger,
     read_ledger,
+    untouched_and_already,
     write_ledger,
 )
 
@@ -188,7 +189,10 @@ class IngressNginxRouter:
     def set_weight(self, canary_percent: int) -> RouteState:
         weights.check_percent(canary_percent)
         with api_errors(self.describe()):
-            if self._canary() is None:
+            current = self._canary()
+            if current is None and canary_percent == 0:
+                return RouteState(0, 0)  # no canary Ingress is 0 %: nothing to create
+            if current is None:
                 stable = self.client.read(self.target.stable_ref)
                 body = canary_ingress(stable, self.target, canary_percent)
                 try:
@@ -196,10 +200,15 @@ class IngressNginxRouter:
                     return state(created)
                 except kube.KubeAlreadyExistsError:
                     pass  # created meanwhile (another gate replica, a retry): set its weight below
-            obj = self.client.modify(
-                self.target.canary_ref, lambda i: with_weight(i, self.target, canary_percent)
-            )
+            obj = self.client.modify(self.target.canary_ref, lambda i: self._weighted(i, canary_percent))
         return state(obj)
+
+    def _weighted(self, ingress: JSON, weight: int) -> JSON | None:
+        if not is_gates(ingress) and untouched_and_already(
+            ingress, state(ingress), weight=weight, mirror=None
+        ):
+            return None
+        return with_weight(ingress, self.target, weight)
 
     def set_mirror(self, percent: int) -> RouteState:
         weights.check_percent(percent, "mirror percentage")
@@ -214,6 +223,28 @@ class IngressNginxRouter:
     def read(self) -> RouteState:
         with api_errors(self.describe()):
             return state(self._canary())
+
+    def finish(self, outcome: Outcome) -> Finish:
+        """rolled_back: as `remove()`. promoted: the canary Ingress at 100 % (kept: deleting it would
+        send traffic back to stable), gate's record gone from a user's canary Ingress."""
+        if outcome == "rolled_back":
+            self.remove()
+            return Finish(True, self.read())
+
+        def promote(ingress: JSON) -> JSON | None:
+            out = self._weighted(ingress, 100)
+            if out is None:
+                return None
+            ledger = read_ledger(out)
+            if ledger is not None:
+                drop_ledger(out, ledger)
+            return out
+
+        with api_errors(self.describe()):
+            if self._canary() is None:
+                self.set_weight(100)
+            obj = self.client.modify(self.target.canary_ref, promote)
+        return Finish(True, state(obj))
 
     def remove(self) -> None:
         with api_errors(self.describe()):

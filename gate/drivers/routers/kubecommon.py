@@ -11,7 +11,7 @@ from typing import Any
 
 from gate.drivers import kube
 from gate.drivers.routers import weights
-from gate.drivers.routers.base import RouterMisconfigured, RouterUnavailable, RouteState
+from gate.drivers.routers.base import Finish, Outcome, RouterMisconfigured, RouterUnavailable, RouteState
 
 JSON = dict[str, Any]
 
@@ -61,25 +61,31 @@ def drop_ledger(obj: JSON, ledger: JSON) -> None:
 
 @contextlib.contextmanager
 def api_errors(what: str) -> Iterator[None]:
-    """Turn Kubernetes API failures into router errors that say what to do."""
+    """Turn Kubernetes API failures into router errors (permanent stays permanent, temporary stays
+    temporary), keeping the API's words and the hint on what to do."""
     try:
         yield
-    except kube.KubeNotFoundError as exc:
-        raise RouterMisconfigured(f"{what}: {exc}; create it, or fix the name in the contract") from exc
-    except kube.KubeForbiddenError as exc:
-        raise RouterMisconfigured(
-            f"{what}: {exc}; grant gate's service account the RBAC rules in docs/routers.md"
-        ) from exc
     except kube.KubePermanentError as exc:
-        raise RouterMisconfigured(f"{what}: {exc}") from exc
+        raise RouterMisconfigured(f"{what}: {exc.message}", hint=exc.hint) from exc
     except kube.KubeTemporaryError as exc:
-        raise RouterUnavailable(f"{what}: {exc}") from exc
+        raise RouterUnavailable(f"{what}: {exc.message}", hint=exc.hint) from exc
+
+
+def untouched_and_already(obj: JSON, current: RouteState, *, weight: int | None, mirror: int | None) -> bool:
+    """True when gate has not touched `obj` and it already routes as asked: nothing to write (so a
+    rollback before the first weight step leaves the user's object exactly as it was)."""
+    if read_ledger(obj) is not None:
+        return False
+    return (weight is None or current.canary_weight == weight) and (
+        mirror is None or current.mirror_percent == mirror
+    )
 
 
 class ObjectRouter:
     """A router that edits gate's fields in one Kubernetes object (an HTTPRoute, a VirtualService):
-    every change is a read-modify-write through `kube.KubeClient.modify` (resourceVersion, retried
-    on conflict). Subclasses say how to apply, restore and read the object's routing."""
+    every change is one read-modify-write through `kube.KubeClient.modify` (guarded by the
+    resourceVersion; a conflict is temporary and retried by the caller). Subclasses say how to
+    apply, restore and read the object's routing."""
 
     client: kube.KubeClient
     target: Any  # the backend's target description; has `.ref`
@@ -96,23 +102,45 @@ class ObjectRouter:
     def _state(self, obj: JSON) -> RouteState:
         raise NotImplementedError
 
+    def _change(self, *, weight: int | None = None, mirror: int | None = None) -> RouteState:
+        def mutate(obj: JSON) -> JSON | None:
+            if untouched_and_already(obj, self._state(obj), weight=weight, mirror=mirror):
+                return None
+            return self._apply(obj, weight=weight, mirror=mirror)
+
+        with api_errors(self.describe()):
+            obj = self.client.modify(self.target.ref, mutate)
+        return self._state(obj)
+
     def set_weight(self, canary_percent: int) -> RouteState:
         weights.check_percent(canary_percent)
-        with api_errors(self.describe()):
-            obj = self.client.modify(self.target.ref, lambda o: self._apply(o, weight=canary_percent))
-        return self._state(obj)
+        return self._change(weight=canary_percent)
 
     def set_mirror(self, percent: int) -> RouteState:
         weights.check_percent(percent, "mirror percentage")
-        with api_errors(self.describe()):
-            obj = self.client.modify(self.target.ref, lambda o: self._apply(o, mirror=percent))
-        return self._state(obj)
+        return self._change(mirror=percent)
 
     def read(self) -> RouteState:
         with api_errors(self.describe()):
-            obj = self.client.read(self.target.ref)
+            obj = self.client.get(self.target.ref)
         return self._state(obj)
 
     def remove(self) -> None:
         with api_errors(self.describe()):
             self.client.modify(self.target.ref, self._restore)
+
+    def _promote(self, obj: JSON) -> JSON | None:
+        """Canary 100 %, no mirror, gate's record gone (the weights are the only change left)."""
+        if untouched_and_already(obj, self._state(obj), weight=100, mirror=0):
+            return None
+        obj = self._apply(obj, weight=100, mirror=0)
+        ledger = read_ledger(obj)
+        if ledger is not None:
+            drop_ledger(obj, ledger)
+        return obj
+
+    def finish(self, outcome: Outcome) -> Finish:
+        change = self._promote if outcome == "promoted" else self._restore
+        with api_errors(self.describe()):
+            obj = self.client.modify(self.target.ref, change)
+        return Finish(True, self._state(obj))

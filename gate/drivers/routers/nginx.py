@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from gate.drivers.nginx import NginxError, NginxServer, main_config
 from gate.drivers.routers import weights
-from gate.drivers.routers.base import RouterMisconfigured, RouterUnavailable, RouteState
+from gate.drivers.routers.base import Finish, Outcome, RouterMisconfigured, RouterUnavailable, RouteState
 
 STATE_MARK = "# gate-router-state: "
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -259,3 +259,12 @@ class NginxRouter:
         """All traffic to stable, no mirror; nginx keeps running, since production flows through it."""
         with self._lock:
             self._apply(0, 0)
+
+    def finish(self, outcome: Outcome) -> Finish:
+        """No mirror; promoted: all traffic to the canary, rolled_back: all to stable. gate owns the
+        whole config, so there is nothing else to clean; an unchanged config is not reloaded."""
+        weight = 100 if outcome == "promoted" else 0
+        with self._lock:
+            if self._recorded() == RouteState(weight, 0) and self.server.running():
+                return Finish(True, RouteState(weight, 0))
+            return Finish(True, self._apply(weight, 0))

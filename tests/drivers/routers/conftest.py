@@ -18,7 +18,7 @@ def env() -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def client(env: RunningEmulator) -> Iterator[kube.KubeClient]:
-    c = kube.connect(host=env.url, timeout=5, retry=kube.Retry(attempts=4, base_delay=0.005, max_delay=0.05))
+    c = kube.connect(host=env.url, timeout=5)
     try:
         yield c
     finally:

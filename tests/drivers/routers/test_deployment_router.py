@@ -12,8 +12,10 @@ from gate.drivers import kube
 from gate.drivers.routers import NotSupported, RouteState
 from gate.drivers.routers.deployment import DeploymentRouter, DeploymentTarget
 from gate.drivers.routers.kubecommon import LEDGER_ANNOTATION
+from gate.errors import RetryPolicy, retry_call
 from tests.drivers.routers.crds import validate_core
 from tests.drivers.routers.kubeemu import RunningEmulator
+from tests.support.kube import as_written
 
 R = "apps/v1/deployments"
 
@@ -62,7 +64,7 @@ def _replicas(env: RunningEmulator) -> tuple[int, int]:
 
 def _bare(obj: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(obj)
-    out["metadata"].pop("resourceVersion", None)
+    out = as_written(out)
     return out
 
 
@@ -128,7 +130,9 @@ def test_conflict_retried(env: RunningEmulator, client: kube.KubeClient) -> None
     _seed(env)
     env.emulator.interfere(R, "shop", "checkout", lambda d: d["metadata"]["labels"].update(release="42"))
     router = DeploymentRouter(client, TARGET)
-    router.set_weight(50)
+    retry_call(
+        lambda: router.set_weight(50), policy=RetryPolicy(attempts=4, total=10, initial=0.001, maximum=0.01)
+    )
     assert env.emulator.conflicts == 1
     assert _replicas(env) == (2, 2)
     assert env.emulator.stored(R, "shop", "checkout")["metadata"]["labels"]["release"] == "42"

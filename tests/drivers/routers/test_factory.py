@@ -92,3 +92,33 @@ def test_missing_service_is_named() -> None:
         )
     with pytest.raises(RouterMisconfigured, match="names no router"):
         router_for(parse_contract(HEAD))
+
+
+def test_namespace_rules() -> None:
+    no_ns = HEAD.replace("metadata: {name: checkout, namespace: shop}", "metadata: {name: checkout}")
+    c = parse_contract(no_ns + "  router: {type: gateway-api, httpRoute: web}\n")
+    client = kube.connect(kube.KubeOptions(host="http://127.0.0.1:1", namespace="team-a"))
+    r = router_for(c, kube_client=client)
+    assert isinstance(r, GatewayApiRouter) and r.target.namespace == "team-a"  # --namespace / context
+    r = router_for(
+        parse_contract(no_ns + "  router: {type: gateway-api, httpRoute: web, namespace: edge}\n"),
+        kube_client=client,
+    )
+    assert isinstance(r, GatewayApiRouter) and r.target.namespace == "edge"  # the router's own wins
+    assert router_for(c, kube_client=_client()).target.namespace == "default"  # type: ignore[attr-defined]
+    with pytest.raises(RouterMisconfigured, match=r"--namespace other contradicts metadata\.namespace shop"):
+        router_for(
+            parse_contract(HEAD + "  router: {type: gateway-api, httpRoute: web}\n"),
+            kube_client=_client(),
+            kube=kube.KubeOptions(namespace="other"),
+        )
+
+
+def test_promotion_modes_wrap_the_router() -> None:
+    from gate.drivers.routers.promotion import HandOver
+
+    c = parse_contract(HEAD + "  router: {type: gateway-api, httpRoute: web}\n  promotion: {mode: copy}\n")
+    r = router_for(c, kube_client=_client())
+    assert isinstance(r, HandOver) and isinstance(r.router, GatewayApiRouter)
+    assert r.deployments.stable == "checkout" and r.deployments.canary == "checkout-canary"
+    assert "promotion copy" in r.describe()

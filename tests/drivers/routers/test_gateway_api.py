@@ -18,10 +18,13 @@ from gate.drivers.routers.gateway_api import (
     check_mirror_filters,
 )
 from gate.drivers.routers.kubecommon import LEDGER_ANNOTATION
+from gate.errors import RetryPolicy, retry_call
 from tests.drivers.routers.crds import validate_crd
 from tests.drivers.routers.kubeemu import RunningEmulator
+from tests.support.kube import as_written
 
 R = "gateway.networking.k8s.io/v1/httproutes"
+FAST = RetryPolicy(attempts=4, total=10, initial=0.001, maximum=0.01)
 TARGET = HttpRouteTarget("shop", "checkout", BackendRef("checkout"), BackendRef("checkout-canary"))
 
 ADMIN_RULE = {
@@ -72,9 +75,7 @@ def _stored(env: RunningEmulator) -> dict[str, Any]:
 
 
 def _without_version(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    out["metadata"].pop("resourceVersion", None)
-    return out
+    return as_written(obj)
 
 
 def _ledger(obj: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +212,11 @@ def test_conflict_is_retried_on_the_new_version(env: RunningEmulator, client: ku
         obj["spec"]["rules"][0]["backendRefs"][0]["port"] = 81
 
     env.emulator.interfere(R, "shop", "checkout", someone_else)
-    assert router.set_weight(40) == RouteState(40, 0)
+    # One attempt per call: the conflict is temporary and the one retry policy reads again.
+    with pytest.raises(RouterUnavailable, match="409 Conflict") as info:
+        router.set_weight(40)
+    assert not info.value.permanent
+    assert retry_call(lambda: router.set_weight(40), policy=FAST) == RouteState(40, 0)
     assert env.emulator.conflicts == 1
     got = _stored(env)
     # Both writes survive: the other writer's and gate's.
@@ -224,7 +229,7 @@ def test_answers_409_twice_then_succeeds(env: RunningEmulator, client: kube.Kube
     _seed(env)
     env.emulator.reject_patches(2)
     router = GatewayApiRouter(client, TARGET)
-    assert router.set_weight(20) == RouteState(20, 0)
+    assert retry_call(lambda: router.set_weight(20), policy=FAST) == RouteState(20, 0)
     assert env.emulator.conflicts == 2
     patches = [r for r in env.emulator if str(r.method).endswith("PATCH")]
     assert len(patches) == 3
@@ -236,16 +241,18 @@ def test_endless_conflicts_give_up_with_a_temporary_error(
     _seed(env)
     env.emulator.reject_patches(100)
     router = GatewayApiRouter(client, TARGET)
-    with pytest.raises(RouterUnavailable, match="gave up after 4 attempts") as info:
-        router.set_weight(20)
+    with pytest.raises(RouterUnavailable, match="409 Conflict") as info:
+        retry_call(lambda: router.set_weight(20), policy=FAST)
     assert isinstance(info.value.__cause__, kube.KubeConflictError)
-    assert env.emulator.conflicts == 4
+    assert env.emulator.conflicts == FAST.attempts
     assert _without_version(_stored(env)) == SEED  # nothing half-applied
 
 
 def test_missing_route_or_backend_is_a_clear_error(env: RunningEmulator, client: kube.KubeClient) -> None:
     router = GatewayApiRouter(client, TARGET)
-    with pytest.raises(RouterMisconfigured, match=r"HTTPRoute shop/checkout.*create it"):
+    with pytest.raises(
+        RouterMisconfigured, match=r"HTTPRoute shop/checkout.*404.*create HTTPRoute shop/checkout"
+    ):
         router.set_weight(10)
     seed = copy.deepcopy(SEED)
     seed["spec"]["rules"] = [ADMIN_RULE]
@@ -316,7 +323,7 @@ def test_a_rule_added_mid_rollout_is_recorded_and_restored(
         "backendRefs": [{"name": "checkout", "port": 8080}],
     }
     env.emulator.interfere(R, "shop", "checkout", lambda o: o["spec"]["rules"].append(copy.deepcopy(late)))
-    router.set_weight(40)
+    retry_call(lambda: router.set_weight(40), policy=FAST)
     got = _stored(env)
     assert [b["weight"] for b in got["spec"]["rules"][2]["backendRefs"]] == [60, 40]
     assert set(_ledger(got)["rules"]) == {"1", "2"}

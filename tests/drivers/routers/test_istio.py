@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 from gate.drivers import kube
-from gate.drivers.routers import RouterMisconfigured, RouteState
+from gate.drivers.routers import RouterMisconfigured, RouterUnavailable, RouteState
 from gate.drivers.routers.istio import Destination, IstioRouter, VirtualServiceTarget
 from gate.drivers.routers.kubecommon import LEDGER_ANNOTATION
+from gate.errors import RetryPolicy, retry_call
 from tests.drivers.routers.crds import validate_crd
 from tests.drivers.routers.kubeemu import RunningEmulator
+from tests.support.kube import as_written
 
+FAST = RetryPolicy(attempts=4, total=10, initial=0.001, maximum=0.01)
 R = "networking.istio.io/v1/virtualservices"
 SUBSETS = VirtualServiceTarget(
     "shop", "checkout", Destination("checkout", "stable"), Destination("checkout", "canary")
@@ -63,9 +66,7 @@ def _stored(env: RunningEmulator) -> dict[str, Any]:
 
 
 def _without_version(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    out["metadata"].pop("resourceVersion", None)
-    return out
+    return as_written(obj)
 
 
 def test_weights_and_mirror_exact_objects(env: RunningEmulator, client: kube.KubeClient) -> None:
@@ -96,6 +97,7 @@ def test_weights_and_mirror_exact_objects(env: RunningEmulator, client: kube.Kub
 def test_extreme_weights_are_valid(env: RunningEmulator, client: kube.KubeClient, weight: int) -> None:
     _seed(env)
     router = IstioRouter(client, SUBSETS)
+    router.set_weight(50)  # touched first: from an untouched route, 0 % writes nothing
     assert router.set_weight(weight) == RouteState(weight, 0)
     route = _stored(env)["spec"]["http"][0]["route"]
     assert sum(d["weight"] for d in route) == 100
@@ -149,7 +151,9 @@ def test_conflict_retried(env: RunningEmulator, client: kube.KubeClient) -> None
     _seed(env)
     env.emulator.interfere(R, "shop", "checkout", lambda o: o["spec"]["hosts"].append("new.example.com"))
     router = IstioRouter(client, SUBSETS)
-    assert router.set_weight(5) == RouteState(5, 0)
+    with pytest.raises(RouterUnavailable, match="409"):
+        router.set_weight(5)  # one attempt per call
+    assert retry_call(lambda: router.set_weight(5), policy=FAST) == RouteState(5, 0)
     assert env.emulator.conflicts == 1
     got = _stored(env)
     assert "new.example.com" in got["spec"]["hosts"]

@@ -225,6 +225,28 @@ def test_remove_sends_everything_to_stable(router: NginxRouter, upstreams: tuple
     assert router.server.running()  # production traffic still flows through it
 
 
+def test_finish_promoted_turns_the_mirror_off(
+    router: NginxRouter, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    stable, canary = upstreams
+    router.set_mirror(100)
+    router.set_weight(100)
+    done = router.finish("promoted")
+    assert done.done and done.state == RouteState(100, 0)
+    assert "mirror /_gate_mirror" not in router.server.conf_path.read_text()
+    stable.clear()
+    canary.clear()
+    for i in range(20):
+        assert _get(router.url, f"/after/{i}", data=b"x")[0] == "canary"
+    time.sleep(0.3)  # copies arrive asynchronously; give any stray one time to show up
+    assert canary.count("shadow") == 0 and canary.count(None) == 20  # each request ran once
+    conf = router.server.conf_path.stat().st_mtime_ns
+    router.finish("promoted")  # idempotent: the config in effect is not rewritten
+    assert router.server.conf_path.stat().st_mtime_ns == conf
+    assert router.finish("rolled_back").state == RouteState(0, 0)
+    assert _get(router.url)[0] == "stable"
+
+
 def test_restart_resumes_the_recorded_state(
     router: NginxRouter, upstreams: tuple[Upstream, Upstream], tmp_path: Path
 ) -> None:

@@ -62,13 +62,6 @@ def test_merge_patch_sends_only_changes() -> None:
     assert kube.merge_patch({"w": 1}, {"w": True}) == {"w": True}  # JSON types, not Python equality
 
 
-def test_retry_delays_are_bounded() -> None:
-    retry = kube.Retry(attempts=5, base_delay=0.1, max_delay=1.0)
-    for n in range(10):
-        assert 0 <= retry.delay(n) <= 1.0
-    assert retry.delay(0, hint=30) == 1.0  # a Retry-After hint is honoured, capped
-
-
 def test_gateway_edits_are_idempotent_and_reversible() -> None:
     seed = test_gateway_api.SEED
     target = test_gateway_api.TARGET

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.compose.adapters import ChaosRunner, LoadRunner
+from gate.compose.analysis import ContractAnalyst
 from gate.contract import Contract, SliLibrary
 from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
 from gate.drivers.diagnostics import DiagnosticsCapture, Target
 from gate.drivers.notify import Notifier, channels_from_contract
 from gate.drivers.prometheus import PrometheusClient
-from gate.engine.adapters import ChaosRunner, LoadRunner
-from gate.engine.analysis import ContractAnalyst
+from gate.drivers.prometheus.auth import client_for
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,12 @@ def drivers_for(
     """The drivers for a rollout of ``contract``; ``workdir`` keeps the fault ledger and driver files."""
     workdir.mkdir(parents=True, exist_ok=True)
     url = prometheus_url or contract.spec.prometheus.url
-    client = PrometheusClient(url, timeout=5.0, retries=1) if url else None
+    # The contract's auth, headers and TLS apply to --prometheus too; credentials are read here, once.
+    client = (
+        client_for(contract.spec.prometheus, url=url, base_dir=contract.base_dir, timeout=5.0, retries=1)
+        if url
+        else None
+    )
     load = None
     if contract.spec.load is not None:
         load = LoadRunner(

@@ -2,7 +2,7 @@
 
 ``ContractAnalyst`` is the runner's analyst for ``gate run`` and the operator: it asks Prometheus
 for the evidence since the canary's traffic last changed, adds the synthetic samples of the last
-finished load run when they fall in the window, and judges through ``gate.engine.judging`` — the
+finished load run when they fall in the window, and judges through ``gate.compose.judging`` — the
 same path ``gate check`` takes. A Prometheus error raises (the look fails and counts as an
 error); stale or missing data is evidence marked so, which the judge turns into Inconclusive.
 """
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
+from gate.compose.judging import applicable, fault_window, judge_look, overlay
 from gate.contract import Contract, SliLibrary
 from gate.drivers.chaos import ChaosWindow
 from gate.drivers.prometheus import PrometheusClient, measure
-from gate.engine.judging import applicable, fault_window, judge_look, overlay
-from gate.engine.runner import LookOutcome, LookRequest
+from gate.engine.ports import LookOutcome, LookRequest
 from gate.judge import Evidence, FaultWindow, Judgement, Status
 from gate.judge.pipeline import describe_evidence
 

@@ -5,7 +5,7 @@ against both at once (paired requests, marked with the synthetic header); its pe
 are the evidence, together with what Prometheus measured of the same window when a Prometheus is
 given. Then each chaos experiment the contract binds objectives to runs under the same load, and
 those objectives are judged on that window. The judge and the contract adapter are the rollout
-engine's (``gate.engine.judging``): the same evidence gives the same verdict in CI and in a rollout.
+engine's (``gate.compose.judging``): the same evidence gives the same verdict in CI and in a rollout.
 
 Exit codes: 0 pass, 1 fail, 2 invalid input, 3 inconclusive, 4 infrastructure error.
 """
@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import httpx
 
+from gate import redact
+from gate.compose.judging import ObjectiveNotJudgeable, applicable, fault_window, judge_look, overlay
 from gate.contract import Contract, Objective, SliLibrary
 from gate.contract import steps as contract_steps
 from gate.drivers.chaos import ChaosDriver, ExperimentError, FaultLedger, specs_from_contract
@@ -27,7 +29,7 @@ from gate.drivers.chaos.experiment import BuiltinFault
 from gate.drivers.load import LoadDriver, LoadPlan, LoadResult, PlanError
 from gate.drivers.load.evidence import load_evidence
 from gate.drivers.prometheus import PrometheusClient, PrometheusError, measure
-from gate.engine.judging import ObjectiveNotJudgeable, applicable, fault_window, judge_look, overlay
+from gate.drivers.prometheus.auth import client_for
 from gate.engine.plan import DEFAULT_CHAOS_SECONDS
 from gate.judge import Counts, Evidence, FaultWindow, Histogram, Judgement, Status
 from gate.judge.pipeline import describe_evidence
@@ -135,7 +137,7 @@ def run_check(
         service=contract.spec.service or contract.metadata.name,
         stable_url=options.stable_url,
         canary_url=options.canary_url,
-        prometheus_url=options.prometheus_url,
+        prometheus_url=redact.redact_url(options.prometheus_url) if options.prometheus_url else None,
         started_at=time.time(),
     )
     client: PrometheusClient | None = None
@@ -144,7 +146,16 @@ def run_check(
         experiments = _validate(contract, library, options)
         _preflight(options, say)
         if options.prometheus_url:
-            client = PrometheusClient(options.prometheus_url, timeout=10.0, retries=2)
+            try:
+                client = client_for(
+                    contract.spec.prometheus,
+                    url=options.prometheus_url,
+                    base_dir=contract.base_dir,
+                    timeout=10.0,
+                    retries=2,
+                )
+            except PrometheusError as exc:  # a credential that cannot be read: the input is wrong
+                raise CheckInputError(str(exc)) from None
         report.phases.append(_phase(contract, library, options, client=client, chaos=None, say=say))
         for name in experiments:
             report.phases.append(_phase(contract, library, options, client=client, chaos=name, say=say))
@@ -177,7 +188,8 @@ def _validate(contract: Contract, library: SliLibrary, options: CheckOptions) ->
         if not url.startswith(("http://", "https://")):
             problems.append(f"{name}: expected an http(s) URL, got {url[:80]!r}")
     if options.prometheus_url and not options.prometheus_url.startswith(("http://", "https://")):
-        problems.append(f"--prometheus: expected an http(s) URL, got {options.prometheus_url[:80]!r}")
+        shown = redact.redact_url(options.prometheus_url)[:80]
+        problems.append(f"--prometheus: expected an http(s) URL, got {shown!r}")
     synthetic = [o for o in contract.spec.objectives if "synthetic" in o.sources]
     if not synthetic:
         problems.append(
@@ -217,7 +229,7 @@ def _preflight(options: CheckOptions, say: Progress) -> None:
                 http.get(url)
             except httpx.HTTPError as exc:
                 raise InfrastructureError(
-                    f"{name} at {url} does not answer: {type(exc).__name__}: {exc}"
+                    redact.redact_text(f"{name} at {url} does not answer: {type(exc).__name__}: {exc}")
                 ) from exc
     say("stable, canary" + (" and Prometheus" if options.prometheus_url else "") + " answer")
 

@@ -1,4 +1,11 @@
-"""The run store: every run, transition, effect, look (decision, verdicts, evidence summary),
+"""FROZEN COPY of gate/drivers/store.py as it was on main at 48395a3 (schema_version 1, before migrations).
+
+The migration tests create stores with it, exactly as gate 0.1 wrote them, and open them with today's
+store. Do not edit it: it is the old schema's definition.
+
+The original docstring follows.
+
+The run store: every run, transition, effect, look (decision, verdicts, evidence summary),
 diagnostic and notification, in one SQLite file through SQLAlchemy 2.
 
 Durability is the point: the engine writes a transition (the state it leads to and the effects
@@ -41,6 +48,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from gate import redact
 
 SCHEMA_VERSION = 1
 MAX_DIAGNOSTIC_BYTES = 16 * 1024 * 1024  # a stored blob never exceeds this, whatever the caller sends
@@ -365,6 +374,7 @@ class RunStore:
     @contextmanager
     def _session(self) -> Iterator[Session]:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            event.listen(s, "before_flush", _redact_rows)
             yield s
 
     # ------------------------------------------------------------------------------- writing
@@ -742,3 +752,26 @@ def _summary(run: _Run) -> RunSummary:
         updated_at=run.updated_at,
         finished_at=run.finished_at,
     )
+
+
+def _redacted(value: Any) -> Any:
+    """`value` with URL credentials (`user:password@`) masked in every string, however deep."""
+    if isinstance(value, str):
+        return redact.redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _redact_rows(session: Session, _context: Any, _instances: Any) -> None:
+    """Before anything is written: no record keeps a password given in a URL (contract text, reasons,
+    errors, evidence notes, inputs) — whatever layer the text came from."""
+    for row in list(session.new) + list(session.dirty):
+        for column in row.__table__.columns:
+            value = getattr(row, column.key, None)
+            if isinstance(value, str | dict | list):
+                clean = _redacted(value)
+                if clean != value:
+                    setattr(row, column.key, clean)

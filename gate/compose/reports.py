@@ -9,7 +9,8 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from gate.engine.check import Case, CheckReport
+from gate import redact
+from gate.compose.check import Case, CheckReport
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "error": "💥", "invalid": "⛔", "skipped": "⏭️"}
 
@@ -68,7 +69,7 @@ def to_json(report: CheckReport) -> dict[str, Any]:
 
 def json_text(report: CheckReport) -> str:
     """The JSON report as text."""
-    return json.dumps(to_json(report), indent=2, sort_keys=False, default=str) + "\n"
+    return redact.redact_text(json.dumps(to_json(report), indent=2, sort_keys=False, default=str) + "\n")
 
 
 def to_junit(report: CheckReport) -> str:
@@ -104,13 +105,14 @@ def to_junit(report: CheckReport) -> str:
         _case(suite, report, c)
     if extra:
         tc = ET.SubElement(suite, "testcase", {"name": "gate check", "classname": f"gate.{report.contract}"})
-        ET.SubElement(tc, "error", {"message": report.reason[:500], "type": report.status}).text = "\n".join(
-            report.problems or [report.reason]
-        )
+        message = clip(report.reason, 500)
+        error = ET.SubElement(tc, "error", {"message": message, "type": report.status})
+        error.text = "\n".join(report.problems or [report.reason])
     suites = ET.Element("testsuites", {"name": "gate"})
     suites.append(suite)
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    xml = ET.tostring(suites, encoding="unicode")
+    return redact.redact_text('<?xml version="1.0" encoding="UTF-8"?>\n' + xml + "\n")
 
 
 def _case(suite: ET.Element, report: CheckReport, c: Case) -> None:
@@ -123,7 +125,7 @@ def _case(suite: ET.Element, report: CheckReport, c: Case) -> None:
         },
     )
     detail = "\n".join(f"{k} = {v}" for k, v in c.numbers.items())
-    message = c.reason[:500]
+    message = clip(c.reason, 500)
     if c.status == "fail":
         ET.SubElement(
             tc, "failure", {"message": message, "type": "critical" if c.critical else "fail"}
@@ -168,12 +170,23 @@ def to_markdown(report: CheckReport) -> str:
                 lines.append(f"- **{p.name}** load: " + "; ".join(bits))
     if report.problems:
         lines += ["", "**Problems**", ""] + [f"- {_md(p)}" for p in report.problems]
-    return "\n".join(lines).rstrip() + "\n"
+    return redact.redact_text("\n".join(lines).rstrip() + "\n")
 
 
-def _md(text: str) -> str:
-    # Table cells must stay on one line and must not close the cell early.
-    return text.replace("|", "\\|").replace("\n", " ")[:400]
+def _md(text: str, limit: int = 400) -> str:
+    # Table cells must stay on one line and must not close the cell early; long text ends on a word.
+    return clip(text.replace("\n", " "), limit).replace("|", "\\|")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters, cut at a word boundary and marked with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(1, limit - 1)]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:") + "…"
 
 
 def _clean(value: Any) -> Any:
