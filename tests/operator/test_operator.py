@@ -289,8 +289,8 @@ def test_a_gate_deleted_mid_run_rolls_its_canary_back(
     _gate(client, spec)
     wait_for(lambda: _status(client).get("weight") == 20, 20, op.tail)
     client.delete(gate_ref())
-    wait_for(lambda: _weights(client) == [100, 0], 30, op.tail)  # traffic back to stable
-    wait_for(lambda: not _exists(client), 30, op.tail)  # and the finalizer let go
+    wait_for(lambda: _weights(client) == [100, 0], 60, lambda: f"weights {_weights(client)}\n{op.tail()}")
+    wait_for(lambda: not _exists(client), 60, lambda: f"still there\n{op.tail()}")  # the finalizer let go
 
 
 def _exists(client: kube.KubeClient) -> bool:
