@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBS := prometheus nginx libnginx-mod-http-lua chromium wrk postgresql
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback bench-store bench-dashboard bench-hostile lock clean
+.PHONY: demo test lint typecheck layers unit deps debs helm bench-judge bench-load bench-rollback bench-store bench-dashboard bench-hostile bench-operator lock clean
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -67,6 +67,9 @@ bench-store: debs deps
 
 bench-dashboard: deps
 	$(BIN)/python -m bench.dashboard --out docs/benchmarks.md
+
+bench-operator: debs deps
+	$(BIN)/python -m bench.operator --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -32,7 +32,16 @@ _register()
 
 
 def _register_engine() -> None:
-    from gate.cli import check_cmd, config_cmd, dashboard_cmd, demo_cmd, preflight_cmd, run_cmd, runs_cmd
+    from gate.cli import (
+        check_cmd,
+        config_cmd,
+        dashboard_cmd,
+        demo_cmd,
+        operator_cmd,
+        preflight_cmd,
+        run_cmd,
+        runs_cmd,
+    )
 
     check_cmd.register(app)
     run_cmd.register(app)
@@ -41,6 +50,7 @@ def _register_engine() -> None:
     preflight_cmd.register(app)
     runs_cmd.register(app)
     dashboard_cmd.register(app)
+    operator_cmd.register(app)
 
 
 _register_engine()

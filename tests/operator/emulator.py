@@ -1,0 +1,116 @@
+"""The shared Kubernetes emulator (``tests.support.kube``) with what the operator's tests add:
+
+- the operator's resources (PerformanceGate with its status subresource, PerformanceContract) and
+  kopf's peering resources in discovery;
+- ``metadata.generateName`` on create (kopf names its Events that way; without it every Event after
+  the first would be refused as already existing).
+
+``EmulatorThread`` serves it on loopback from its own event loop in a thread, so sync tests and
+separate processes (the real ``gate operator``) reach it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import uuid
+from typing import Any
+
+import aiohttp.web
+import kmock
+
+from gate.operator import resource
+from tests.support.kube import KubeEmulator, _key
+
+GATES = f"{resource.GROUP}/{resource.VERSION}/{resource.PLURAL}"
+CONTRACTS = f"{resource.GROUP}/{resource.VERSION}/{resource.CONTRACT_PLURAL}"
+VERBS = {"list", "watch", "get", "patch", "create", "update", "delete"}
+
+
+class Emulator(KubeEmulator):  # type: ignore[misc]
+    """The shared emulator, with generateName and the operator's resources."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources[GATES] = kmock.ResourceInfo(
+            kind="PerformanceGate",
+            singular="performancegate",
+            namespaced=True,
+            verbs=VERBS,
+            subresources={"status"},
+            shortnames={"pgate"},
+        )
+        self.resources[CONTRACTS] = kmock.ResourceInfo(
+            kind="PerformanceContract", singular="performancecontract", namespaced=True, verbs=VERBS
+        )
+        self.resources["kopf.dev/v1/clusterkopfpeerings"] = kmock.ResourceInfo(
+            kind="ClusterKopfPeering", singular="clusterkopfpeering", namespaced=False, verbs=VERBS
+        )
+        self.resources["kopf.dev/v1/kopfpeerings"] = kmock.ResourceInfo(
+            kind="KopfPeering", singular="kopfpeering", namespaced=True, verbs=VERBS
+        )
+
+    async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
+        data = request.data
+        if str(request.method).upper().endswith("POST") and isinstance(data, dict):
+            meta = data.get("metadata")
+            if isinstance(meta, dict) and not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
+        return await super()._handle(request)
+
+    def versions(self, plural_key: str, namespace: str, name: str) -> list[dict[str, Any]]:
+        """Every stored version of an object, oldest first."""
+        key = _key(plural_key, namespace, name)
+        if key not in self.objects:
+            return []
+        return [copy.deepcopy(dict(v)) for v in self.objects[key].history if v is not None]
+
+
+class EmulatorThread:
+    """The emulator served on loopback from its own event loop in a thread; ``url`` to reach it."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.emulator: Emulator | None = None
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="kube-emulator", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            self._stop = asyncio.Event()
+            async with Emulator() as k, kmock.Server(k, host="127.0.0.1") as srv:
+                self.emulator = k
+                self.url = str(srv.url).rstrip("/")
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    def start(self) -> EmulatorThread:
+        self._thread.start()
+        self._ready.wait(20)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def call(self, fn: Any) -> Any:
+        """Run ``fn()`` (sync, touching the emulator's objects) on the emulator's loop."""
+
+        async def wrapped() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(10)
