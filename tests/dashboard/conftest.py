@@ -160,7 +160,10 @@ def dashboard(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         store.close()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running on this thread
+# while it is open, so every later test calling asyncio.run() would fail ("cannot be called from a
+# running event loop"). It is closed when the last dashboard test is done.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
