@@ -45,7 +45,7 @@ layers: deps
 	$(BIN)/lint-imports
 
 test: debs deps helm lint typecheck layers
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadgroup
 
 demo: debs deps
 	$(BIN)/gate demo
