@@ -31,7 +31,16 @@ def test_a_run_driven_elsewhere_is_refused_and_a_finished_one_says_so(
     text = CONTRACT.format(port=free_port(), steps="[10%, analyze 1s, 100%]", **topology)
     contract.write_text(text.replace("onInconclusive: rollback", "onInconclusive: hold"))
     store_path, prefix = tmp_path / "runs.sqlite", tmp_path / "nginx"
-    base = ["run", str(contract), "--store", str(store_path), "--nginx-prefix", str(prefix), "--no-live", "--no-preflight"]
+    base = [
+        "run",
+        str(contract),
+        "--store",
+        str(store_path),
+        "--nginx-prefix",
+        str(prefix),
+        "--no-live",
+        "--no-preflight",
+    ]
     runner = CliRunner()
     other = "build-7.example.org/4242/cafe0001"  # a `gate run` on another machine
     try:
