@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -45,10 +45,22 @@ def over_the_demo(demo: Demo, dashboard: Served) -> None:
     TARGET.app = dashboard.app  # the runs the real demo recorded, and the engine tests' runs
 
 
-@schema.include(path_regex="^/api/").exclude(path_regex="/events$").parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_api_never_answers_with_a_server_error(case: Any, over_the_demo: None) -> None:
-    case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+def test_the_api_never_answers_with_a_server_error(over_the_demo: None) -> None:
+    # One test looping over the operations (not schemathesis' parametrize, whose items share one
+    # node id, so pytest-xdist would run only one of them).
+    operations = [
+        r.ok()
+        for r in schema.include(path_regex="^/api/").exclude(path_regex="/events$").get_all_operations()
+    ]
+    assert len(operations) >= 8, [o.label for o in operations]
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case: Any) -> None:
+            case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+
+        check()
 
 
 def test_the_openapi_describes_every_page_s_data(dashboard: Served) -> None:
