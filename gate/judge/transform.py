@@ -71,7 +71,9 @@ def prepare(
     With `now` and `max_age` (seconds; time arrives as data), an entry whose window ended longer ago
     than `max_age` is stale, as is one without a window: its age cannot be established.
     """
-    out = Prepared(kind=item.kind, usable=True, window=item.window)
+    out = Prepared(
+        kind="histogram" if isinstance(item, Histogram) else item.kind, usable=True, window=item.window
+    )
     if item.missing:
         out.problems.append("no data (the series is missing)")
     if item.stale:
@@ -224,10 +226,25 @@ def align(a: Prepared, b: Prepared) -> tuple[FloatArray, FloatArray, FloatArray]
     assert a.cumulative is not None and b.cumulative is not None
     if a.bounds.size == b.bounds.size and bool(np.all(a.bounds == b.bounds)):
         return a.bounds, a.cumulative, b.cumulative
-    common = np.intersect1d(a.bounds, b.bounds)
-    ia = np.searchsorted(a.bounds, common)
-    ib = np.searchsorted(b.bounds, common)
-    return common, a.cumulative[ia], b.cumulative[ib]
+    # Every edge of either track where both cumulative counts are exact: a shared edge, or an edge that
+    # falls inside an EMPTY bucket of the other track (its count is the same anywhere in that bucket).
+    # Native histograms at one schema list different populated ranges per track; they align on all of it.
+    union = np.union1d(a.bounds, b.bounds)
+    ca, ok_a = _cumulative_at(a.bounds, a.cumulative, union)
+    cb, ok_b = _cumulative_at(b.bounds, b.cumulative, union)
+    keep = ok_a & ok_b
+    return union[keep], ca[keep], cb[keep]
+
+
+def _cumulative_at(
+    bounds: FloatArray, cumulative: FloatArray, edges: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """The cumulative count at each edge, and whether it is exact (an own edge or inside an empty bucket)."""
+    k = np.minimum(np.searchsorted(bounds, edges, side="left"), bounds.size - 1)
+    at = cumulative[k]
+    before = np.where(k > 0, cumulative[np.maximum(k - 1, 0)], 0.0)
+    exact = (bounds[k] == edges) | (at == before)
+    return at, exact
 
 
 def duration(p: Prepared) -> float:
