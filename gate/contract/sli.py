@@ -64,6 +64,11 @@ class SliQueries(Model):
     buckets: str | None = Field(
         default=None, description="latency-histogram: the cumulative `_bucket` series (with `le`)."
     )
+    native: str | None = Field(
+        default=None,
+        description="latency-histogram, instead of `buckets`: a Prometheus native histogram series "
+        "(no `_bucket` suffix, no `le`); needs Prometheus with native histograms enabled.",
+    )
     errors: str | None = Field(default=None, description="counter-ratio: the counter of failed events.")
     total: str | None = Field(default=None, description="counter-ratio: the counter of all events.")
     counter: str | None = Field(
@@ -71,7 +76,7 @@ class SliQueries(Model):
     )
     gauge: str | None = Field(default=None, description="gauge-level and gauge-trend: the gauge series.")
 
-    @field_validator("buckets", "errors", "total", "counter", "gauge")
+    @field_validator("buckets", "native", "errors", "total", "counter", "gauge")
     @classmethod
     def _selector_shape(cls, value: str | None) -> str | None:
         if value is not None:
@@ -152,7 +157,11 @@ class SliTemplate(Model):
     @model_validator(mode="after")
     def _parts_match_kind(self) -> SliTemplate:
         wanted = PARTS[self.kind]
-        given = {k for k in ("buckets", "errors", "total", "counter", "gauge") if getattr(self.promql, k)}
+        given = {
+            k for k in ("buckets", "native", "errors", "total", "counter", "gauge") if getattr(self.promql, k)
+        }
+        if self.kind == "latency-histogram" and "native" in given and "buckets" not in given:
+            wanted = ("native",)  # a native histogram instead of the classic `_bucket` series
         missing = [p for p in wanted if p not in given]
         extra = sorted(given - set(wanted))
         if missing or extra:
@@ -408,6 +417,13 @@ def _compose(
     kind = template.kind
     if kind == "latency-histogram":
         le_group = ", ".join(["le", *by])
+        if template.promql.native is not None:  # a native histogram: no `le`, one series per group
+            if form == "buckets":
+                return f"sum by ({group}) (increase({series('native')}[{window}]))"
+            if quantile is None or not 0 < quantile < 1:
+                raise ValueError(f"SLI {template.name} needs a quantile between 0 and 1 (e.g. 0.95)")
+            rate = f"sum by ({group}) (rate({series('native')}[{window}]))"
+            return scaled(f"histogram_quantile({float(quantile)!r}, {rate})")
         if form == "buckets":
             return f"sum by ({le_group}) (increase({series('buckets')}[{window}]))"
         if quantile is None or not 0 < quantile < 1:

@@ -144,6 +144,9 @@ class Sample:
     labels: dict[str, str]
     value: float
     timestamp: float
+    buckets: tuple[tuple[int, float, float, float], ...] | None = None
+    """A native histogram's buckets (boundary rule, left, right, count), when the element is one;
+    `value` is then its count."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,37 @@ def _value(raw: object, where: str) -> tuple[float, float]:
         return float(raw[0]), float(raw[1])  # float() reads "NaN", "+Inf", "-Inf" as Prometheus writes them
     except ValueError:
         raise PermanentError(f"Prometheus answered a non-numeric sample value in {where}") from None
+
+
+MAX_NATIVE_ANSWER = 40_000
+"""Buckets one native histogram in an answer may hold; a longer one is refused, never judged."""
+
+
+def _native(raw: object, where: str) -> tuple[float, float, tuple[tuple[int, float, float, float], ...]]:
+    """A native histogram sample as the HTTP API writes it: [ts, {count, sum, buckets: [[rule, l, r, n]]}]."""
+    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int | float)):
+        raise PermanentError(f"Prometheus answered a malformed native histogram in {where}")
+    body = raw[1]
+    if not isinstance(body, dict):
+        raise PermanentError(f"Prometheus answered a malformed native histogram in {where}")
+    buckets = body.get("buckets", [])
+    if not isinstance(buckets, list):
+        raise PermanentError(f"Prometheus answered malformed native histogram buckets in {where}")
+    if len(buckets) > MAX_NATIVE_ANSWER:
+        raise PermanentError(
+            f"Prometheus answered a native histogram of {len(buckets)} buckets in {where}, more than "
+            f"{MAX_NATIVE_ANSWER}: refused"
+        )
+    out = []
+    try:
+        count = float(body.get("count", "0"))
+        for b in buckets:
+            if not (isinstance(b, list) and len(b) == 4 and isinstance(b[0], int)):
+                raise ValueError
+            out.append((int(b[0]), float(b[1]), float(b[2]), float(b[3])))
+    except (ValueError, TypeError):
+        raise PermanentError(f"Prometheus answered a non-numeric native histogram in {where}") from None
+    return float(raw[0]), count, tuple(out)
 
 
 def _duration_seconds(text: object) -> float | None:
@@ -290,8 +324,13 @@ class PrometheusClient:
         for item in result:
             if not isinstance(item, dict):
                 raise PermanentError("Prometheus answered a malformed vector element")
+            labels = _labels(item.get("metric"), "a vector element")
+            if "histogram" in item and "value" not in item:
+                ts, count, buckets = _native(item.get("histogram"), "a vector element")
+                out.append(Sample(labels, count, ts, buckets))
+                continue
             ts, value = _value(item.get("value"), "a vector element")
-            out.append(Sample(_labels(item.get("metric"), "a vector element"), value, ts))
+            out.append(Sample(labels, value, ts))
         return out
 
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
