@@ -192,3 +192,19 @@ def test_native_histograms_from_a_real_prometheus_decide(
     else:
         assert latency.status.value == "fail", latency.reason
         assert judgement.decision.action != "promote"
+
+
+def test_an_answer_that_fits_no_schema_is_unusable_not_judged() -> None:
+    from gate.contract.sli import SliLibrary as Lib
+    from gate.drivers.prometheus.measure import _native_item
+    from gate.judge.evidence import Window
+
+    contract = parse_contract(CONTRACT, filename="<test>")
+    rendered = Lib.default().render(
+        contract.spec.objectives[0], contract=contract, window=60.0, form="buckets", sources=["synthetic"]
+    )
+    span = Window(start=0.0, end=60.0)
+    good = _native_item(rendered, [(0, 1.0, 2 ** (1 / 8), 5.0), (0, 2 ** (1 / 8), 2 ** (2 / 8), 3.0)], span)
+    assert isinstance(good, NativeHistogram) and good.resolution == 3 and good.counts[-1] == 8.0
+    mixed = _native_item(rendered, [(0, 1.0, 2 ** (1 / 8), 5.0), (0, 2.0, 4.0, 3.0)], span)
+    assert mixed.missing and "does not fit schema" in mixed.note
