@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from gate.compose.judging import applicable, fault_window, judge_look, overlay
+from gate.compose.judging import applicable, fault_window, judge_look, overlay, recent_seconds
 from gate.contract import Contract, SliLibrary
 from gate.drivers.chaos import ChaosWindow
 from gate.drivers.prometheus import PrometheusClient, measure
 from gate.engine.ports import LookOutcome, LookRequest
 from gate.judge import Evidence, FaultWindow, Judgement, Status
-from gate.judge.pipeline import describe_evidence
+from gate.judge.pipeline import RecentLook, describe_evidence
 
 MIN_WINDOW = 1.0  # seconds: Prometheus needs start < end
 
@@ -41,23 +41,49 @@ class ContractAnalyst:
         self._extra = extra_evidence
         self._chaos_window = chaos_window
         """The running experiment's fault window (``ChaosRunner.window``), for ``recoverWithin``."""
+        self.recent_window = recent_seconds(contract)
+        """Seconds of the recent window each look also judges (0: off); see ``recent``."""
+        self._recent_looks: dict[tuple[int, float], int] = {}
 
     def evidence(self, request: LookRequest) -> Evidence:
         """The evidence of the look's window, for the objectives that apply to it."""
+        return self._measure(request, request.since)
+
+    def recent(self, request: LookRequest) -> RecentLook | None:
+        """The recent window of this look: Prometheus (and load samples) over [at - W, at].
+
+        None when the window is off. Every look of a step gets a RecentLook (its evidence None while
+        the step is not longer than the window), so the judge spends alpha the same way at every look;
+        its number k grows by one per recent window judged in the step, and is at least the looks
+        elapsed by the clock ((at - since) / policy.interval), so a restarted gate never spends a k
+        twice."""
+        seconds = self.recent_window
+        if seconds <= 0:
+            return None
+        key = (request.step, request.since)
+        start = request.at - seconds
+        if start <= request.since:
+            return RecentLook(None, max(self._recent_looks.get(key, 0), 1), seconds)
+        elapsed = int((request.at - request.since) // self.contract.spec.policy.interval)
+        k = max(self._recent_looks.get(key, 0) + 1, elapsed, 1)
+        self._recent_looks = {key: k}  # only the current step's count is needed
+        return RecentLook(self._measure(request, start), k, seconds)
+
+    def _measure(self, request: LookRequest, since: float) -> Evidence:
         chosen = applicable(self.contract, sources=request.sources, chaos=request.chaos)
-        end = max(request.at, request.since + MIN_WINDOW)
+        end = max(request.at, since + MIN_WINDOW)
         evidence = Evidence(slis={})
         if self.client is not None and chosen:
             evidence = measure(
                 self.contract,
                 self.library,
                 self.client,
-                start=request.since,
+                start=since,
                 end=end,
                 objectives=[o for o, _ in chosen],
             )
         if self._extra is not None:
-            extra = self._extra(request.since, end)
+            extra = self._extra(since, end)
             if extra is not None:
                 evidence = overlay(evidence, extra)
         return evidence
@@ -73,6 +99,7 @@ class ContractAnalyst:
             chaos=request.chaos,
             final=request.final,
             fault=self._fault(request.chaos),
+            recent=None if request.chaos is not None else self.recent(request),
         )
         if judgement is None:
             what = (

@@ -14,6 +14,7 @@ from gate.drivers.chaos import ChaosWindow
 from gate.drivers.prometheus import evidence_key, recovery_key
 from gate.judge import Evidence, FaultWindow, Judgement, JudgePolicy, ObjectiveSpec, judge
 from gate.judge import spec as judge_spec
+from gate.judge.pipeline import RecentLook
 from gate.judge.spec import objective_spec as judge_objective_spec
 
 
@@ -83,6 +84,7 @@ def judge_look(
     chaos: str | None = None,
     final: bool = False,
     fault: FaultWindow | None = None,
+    recent: RecentLook | None = None,
 ) -> Judgement | None:
     """Judge the evidence of one look: the objectives that apply, on the sources present.
 
@@ -94,7 +96,17 @@ def judge_look(
         return None
     if chaos is not None and fault is not None:
         evidence = Evidence.model_construct(slis=evidence.slis, chaos={**evidence.chaos, chaos: fault})
-    return judge(specs_for(chosen, library), evidence, judge_policy(contract.spec.policy), final=final)
+    policy = judge_policy(contract.spec.policy)
+    return judge(specs_for(chosen, library), evidence, policy, final=final, recent=recent)
+
+
+def recent_seconds(contract: Contract) -> float:
+    """The recent window a rollout's looks judge (``policy.recentWindow``; default twice the scrape
+    interval); 0 when it is off."""
+    configured = contract.spec.policy.recent_window
+    if configured is None:
+        return 2.0 * contract.spec.prometheus.scrape_interval
+    return configured
 
 
 def fault_window(window: ChaosWindow | None) -> FaultWindow | None:

@@ -809,6 +809,12 @@ class Policy(Model):
         description="Demand power: a step whose evidence could not have caught this change holds at its end.",
     )
     interval: Duration = Field(default=10.0, gt=0, description="Time between analysis ticks.")
+    recent_window: Duration | None = Field(
+        default=None,
+        description="Each look also judges the last this-many seconds, so a regression that starts "
+        "mid-step is caught in about two scrapes (it can only roll back; docs/judge.md#recent-window). "
+        "Default: twice prometheus.scrapeInterval; 0 turns it off.",
+    )
     deadline: Duration = Field(default=3600.0, gt=0, description="The whole rollout must end within this.")
     notify: list[Notify] = Field(default_factory=list, description="Where decisions are announced.")
 

@@ -8,7 +8,10 @@ false Fail anywhere, at any look, stays below alpha.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import cast
 
 from gate.contract.models import Objective, Policy
@@ -25,6 +28,35 @@ from gate.judge.verdict import Comparison, Comparisons, Judgement, Status, Verdi
 Getter = Callable[[str, Source, Track], Prepared | None]
 
 
+@dataclass(frozen=True)
+class RecentLook:
+    """The recent window of one look: the evidence of the last `seconds` of the step (None when this
+    look has none, e.g. the step is not yet longer than the window), and the look's number `look`
+    (1, 2, ...) among the step's looks that judge a recent window.
+
+    Passing a RecentLook at *every* look of a step (evidence or not) makes the judge split alpha:
+    the whole-window boundaries keep (1 - recent_share) alpha at every look, and the recent window of
+    look k gets recent_share alpha / (k (k + 1)) (these sum to recent_share alpha over all k: a
+    Bonferroni union over the looks, valid for overlapping windows). The recent window can only roll
+    back: a Fail on it replaces the verdict, a Pass or an Inconclusive on it is never used.
+    """
+
+    evidence: Evidence | None
+    look: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.look < 1:
+            raise ValueError("RecentLook.look counts from 1")
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise ValueError("RecentLook.seconds must be a positive number of seconds")
+
+
+def recent_alpha(alpha: float, share: float, look: int) -> float:
+    """The error budget the recent window of look `look` (1, 2, ...) may spend (sums to share × alpha)."""
+    return alpha * share / (look * (look + 1))
+
+
 def judge(
     objectives: Iterable[ObjectiveSpec | Objective],
     evidence: Evidence,
@@ -34,18 +66,22 @@ def judge(
     units: Mapping[str, str] | None = None,
     now: float | None = None,
     max_age: float | None = None,
+    recent: RecentLook | None = None,
 ) -> Judgement:
     """Judge the evidence against the objectives; `final` marks the last look of a step.
 
     Objectives and policy may be the contract's own models or the judge's specs; `units` maps an SLI
     name to its unit ("seconds", "ratio", ...) for the reasons in words. With `now` (unix seconds, given
     as data: the judge has no clock) and `max_age`, entries whose window ended earlier are stale.
+    With `recent` (a step that judges a recent window), a regression shown on the last seconds alone
+    rolls back too, paid for out of the same alpha (see RecentLook).
     """
     policy = judge_policy(policy) if isinstance(policy, Policy) else (policy or JudgePolicy())
     objs, broken = _specs(objectives, units)
     # Recovery checks are point estimates (no interval): they take no share of the error budget.
     cells = sum(len(o.sources) for o in objs if o.recover_within is None) + sum(len(b[2]) for b in broken)
-    alpha_cell = policy.alpha / max(cells, 1)
+    whole_alpha = policy.alpha if recent is None else policy.alpha * (1.0 - policy.recent_share)
+    alpha_cell = whole_alpha / max(cells, 1)
     prepared: dict[tuple[str, Source, Track], Prepared | None] = {}
     memo: dict[tuple[object, ...], object] = {}
 
@@ -87,6 +123,10 @@ def judge(
             verdicts.append(verdict)
     for key, sli, sources, critical, why in broken:
         verdicts.extend(_error(key, sli, source, critical, why) for source in sources)
+    if recent is not None and recent.evidence is not None:
+        verdicts = _with_recent(
+            verdicts, objs, recent=recent, policy=policy, cells=cells, now=now, max_age=max_age
+        )
 
     rep = _representativeness(objs, get, alpha_cell, policy)
     unrepresentative = {c.sli: c.reason for c in rep if c.status == Status.FAIL}
@@ -126,6 +166,86 @@ def _one(
     if canary is not None:
         verdict = verdict.model_copy(update={"numbers": {**verdict.numbers, **_notes(canary, stable)}})
     return verdict
+
+
+def _with_recent(
+    verdicts: list[Verdict],
+    objs: list[ObjectiveSpec],
+    *,
+    recent: RecentLook,
+    policy: JudgePolicy,
+    cells: int,
+    now: float | None,
+    max_age: float | None,
+) -> list[Verdict]:
+    """Verdicts where the recent window shows harm that the whole window does not: the recent Fail.
+
+    Only a Fail is taken from the recent window (never promote on it); it is judged as a look that is
+    not the step's last (no horizon rule), at the recent look's share of alpha.
+    """
+    assert recent.evidence is not None
+    evidence = recent.evidence
+    alpha = recent_alpha(policy.alpha, policy.recent_share, recent.look) / max(cells, 1)
+    prepared: dict[tuple[str, Source, Track], Prepared | None] = {}
+
+    def get(sli: str, source: Source, track: Track) -> Prepared | None:
+        key = (sli, source, track)
+        if key not in prepared:
+            item = evidence.get(sli, source, track)
+            prepared[key] = (
+                None
+                if item is None
+                else prepare(item, policy.outliers, policy.outlier_factor, now=now, max_age=max_age)
+            )
+        return prepared[key]
+
+    # minEvidence is what a step needs to promote; a rollback only needs harm shown at the confidence
+    # (the judge's own floor of policy.min_samples observations per track still applies).
+    by_key = {
+        (o.key, s): dataclasses.replace(o, min_requests=0, min_duration=0.0)
+        for o in objs
+        if o.recover_within is None
+        for s in o.sources
+    }
+    label = f"recent {recent.seconds:g} s"
+    out: list[Verdict] = []
+    for v in verdicts:
+        obj = by_key.get((v.objective, cast(Source, v.source)))
+        if obj is None or v.status in (Status.FAIL, Status.ERROR):
+            out.append(v)
+            continue
+        try:
+            r = _one(
+                obj,
+                cast(Source, v.source),
+                evidence=evidence,
+                get=get,
+                alpha=alpha,
+                policy=policy,
+                memo={},
+                final=False,
+            )
+        except Exception:  # the recent window is an extra look: its failure never hides the verdict
+            out.append(v)
+            continue
+        if r.status != Status.FAIL:
+            out.append(v)
+            continue
+        out.append(
+            r.model_copy(
+                update={
+                    "reason": f"{label}: {r.reason}",
+                    "numbers": {
+                        **r.numbers,
+                        "window": "recent",
+                        "recent_seconds": recent.seconds,
+                        "whole_window": v.reason,
+                    },
+                    "checks": [c.model_copy(update={"reason": f"{label}: {c.reason}"}) for c in r.checks],
+                }
+            )
+        )
+    return out
 
 
 def _with_baseline(verdict: Verdict, baseline: str) -> Verdict:

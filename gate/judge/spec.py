@@ -111,10 +111,15 @@ class JudgePolicy:
     """Demanded power: the relative change the evidence must be able to catch (None: no demand)."""
     power_probability: float = 0.8
     """With what probability; also the probability the minimum detectable effect is stated at."""
+    recent_share: float = 0.25
+    """The share of alpha the recent-window looks spend (when a step judges one); the whole-window
+    boundaries keep the rest, so the family-wise false-rollback rate stays below alpha."""
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.confidence < 1.0:
             raise ValueError("confidence must be in [0.5, 1)")
+        if not 0.0 < self.recent_share < 1.0:
+            raise ValueError("recent_share must be in (0, 1)")
 
     @property
     def alpha(self) -> float:

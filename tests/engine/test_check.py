@@ -50,7 +50,7 @@ spec:
        minEvidence: {{requests: {requests}, duration: 1s}}}}
     - {{sli: http-error-ratio, max: 5%, minEvidence: {{requests: {requests}, duration: 1s}}}}
   steps: [load, mirror 100%, 10%, analyze 1m, 100%]
-  policy: {{inconclusiveLimit: 0}}
+  policy: {{inconclusiveLimit: 0, recentWindow: 0}}
 """
 
 

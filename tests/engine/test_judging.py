@@ -33,7 +33,8 @@ OBJECTIVES: list[dict[str, Any]] = [
     },
     {"key": "errors", "sli": "http-error-ratio", "max": "5%", "sources": ["synthetic"]},
 ]
-POLICY: dict[str, Any] = {"confidence": "99%", "tolerance": "25%"}
+# recentWindow 0: the rollout path judges exactly what `gate check` and `gate judge` do (no alpha split).
+POLICY: dict[str, Any] = {"confidence": "99%", "tolerance": "25%", "recentWindow": 0}
 
 CONTRACT = f"""\
 apiVersion: perfgate.dev/v1alpha1
