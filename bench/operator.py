@@ -37,7 +37,6 @@ from gate.demo.procs import ChildProcess
 from gate.drivers import kube
 from gate.drivers.promserver import ScrapeJob
 from gate.operator.worker import GATES
-from tests.operator.emulator import EmulatorThread
 from tests.support.ports import free_port
 from tests.support.prom import live_prometheus
 
@@ -57,6 +56,7 @@ class Level:
     asked: float
     sent: float
     interval: float
+    emulator_cpu: float = 0.0
 
     @property
     def cpu_ms_per_evaluation(self) -> float:
@@ -121,7 +121,7 @@ def _traffic(urls: list[str], stop: threading.Event, rate: float) -> None:
 def run(
     levels: list[int], interval: float, workdir: Path, qps: float, burst: int
 ) -> tuple[list[Level], float]:
-    emulator = EmulatorThread().start()
+    emulator = _Emulator(workdir / "emulator.log")
     client = kube.connect(host=emulator.url)
     ports = {"stable": free_port(), "canary": free_port()}
     services = [
@@ -200,16 +200,15 @@ def run(
                         }
                     },
                 )
-                _wait(
-                    lambda lv=level: _metrics(probes).get("gate_operator_gates{phase=Progressing}", 0) >= lv,
-                    600,
-                )
+                _wait(lambda lv=level: _progressing(probes) >= lv, 600)
                 time.sleep(interval)  # past the first looks: steady state
                 settle = time.monotonic() - started
                 window = 3 * interval
                 before, cpu0, t0 = _metrics(probes), op.cpu_times(), time.monotonic()
+                emu0 = emulator.cpu_seconds()
                 time.sleep(window)
                 after, cpu1, t1 = _metrics(probes), op.cpu_times(), time.monotonic()
+                emu1 = emulator.cpu_seconds()
                 cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
                 results.append(
                     Level(
@@ -227,10 +226,16 @@ def run(
                         sent=after.get("gate_operator_prometheus_queries_total", 0)
                         - before.get("gate_operator_prometheus_queries_total", 0),
                         interval=interval,
+                        emulator_cpu=emu1 - emu0,
                     )
                 )
                 print(_row(results[-1]), flush=True)
             base_mb = base_rss / 1e6
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tail = (workdir / "operator.log").read_text(errors="replace").splitlines()[-40:]
+            print("the operator's last words:\n" + "\n".join(tail), file=sys.stderr)
+        raise
     finally:
         stop.set()
         if op is not None and op.poll() is None:
@@ -244,6 +249,49 @@ def run(
         client.close()
         emulator.stop()
     return results, base_mb
+
+
+class _Emulator:
+    """The emulated API server in a process of its own (``python -m tests.operator.emulator``): its
+    per-request work competes neither with the measured operator nor with the benchmark's loop."""
+
+    def __init__(self, log_path: Path) -> None:
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.operator.emulator"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().decode().strip()
+        if not self.url.startswith("http"):
+            self.stop()
+            raise RuntimeError(f"the emulator did not start; see {log_path}")
+
+    def cpu_seconds(self) -> float:
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return float(t.user + t.system)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+def _progressing(probes: str) -> float:
+    found = _metrics(probes)
+    phases = {
+        k.split("phase=")[1].rstrip("}"): v for k, v in found.items() if k.startswith("gate_operator_gates{")
+    }
+    print(f"  {time.strftime('%H:%M:%S')} gates by phase: {phases}", file=sys.stderr, flush=True)
+    return phases.get("Progressing", 0.0)
 
 
 def _wait(check: Any, timeout: float) -> None:
@@ -262,7 +310,7 @@ def _row(lv: Level) -> str:
     return (
         f"| {lv.gates:,} | {lv.cpu_ms_per_evaluation:.1f} | {lv.cores:.2f} | {lv.gates_per_core:,.0f} | "
         f"{1000 * lv.rss_mb / lv.gates:.0f} | {lv.per_interval(lv.api_calls):.0f} | "
-        f"{lv.per_interval(lv.asked):.0f} | {lv.per_interval(lv.sent):.0f} | {lv.settle:.0f} |"
+        f"{lv.per_interval(lv.asked):.0f} | {lv.per_interval(lv.sent):.0f} | {lv.settle:.0f} | {lv.emulator_cpu / lv.window:.2f} |"
     )
 
 
@@ -281,8 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.monotonic() - started
     header = (
         "| gates | CPU ms per gate per evaluation | cores used | gates per core | RSS KB per gate | "
-        "API calls per interval | queries asked per interval | queries sent per interval | ramp + settle (s) |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "API calls per interval | queries asked per interval | queries sent per interval | ramp + settle (s) | emulator cores |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = "\n".join(_row(r) for r in results)
     last = results[-1]

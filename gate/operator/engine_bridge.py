@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any
 from gate.compose import RunParts, build_router
 from gate.compose import resume_run as compose_resume
 from gate.compose import start_run as compose_start
-from gate.compose.analysis import ContractAnalyst
+from gate.compose.analysis import MIN_WINDOW, ContractAnalyst
 from gate.contract import Contract, SliLibrary
 from gate.drivers import kube
 from gate.drivers.store import RunStore, StoreError
@@ -64,20 +65,40 @@ class SharedEvidenceAnalyst(ContractAnalyst):
     still judges each gate on its own policy). Gates with load or chaos (evidence of their own) are
     measured alone."""
 
-    def __init__(self, *args: Any, cache: EvidenceCache, measures: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, cache: EvidenceCache, measures: str, grid: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._cache = cache
         self._measures = measures
+        self.grid = grid
 
     def evidence(self, request: LookRequest) -> Evidence:
+        request = aligned(request, self.grid)
         key = (self._measures, request.since, request.at, request.sources, request.chaos)
         return self._cache.get(key, lambda: super(SharedEvidenceAnalyst, self).evidence(request))
 
 
-class EvidenceCache:
-    """Evidence by what was measured, kept a few seconds (gates of one batch look within moments)."""
+def aligned(request: LookRequest, grid: float) -> LookRequest:
+    """The look's window on the shared grid, so gates started moments apart ask the same queries.
 
-    def __init__(self, keep_for: float = 5.0) -> None:
+    The start is rounded UP (the window never begins before the step's weight was applied: no evidence
+    of another weight is mixed in), the end DOWN (never past the look). When the rounded window would be
+    shorter than Prometheus's minimum, the look keeps its own window (measured for itself alone)."""
+    if grid <= 0:
+        return request
+    since = math.ceil(request.since / grid) * grid
+    at = math.floor(request.at / grid) * grid
+    if at - since < MIN_WINDOW:
+        return request
+    return dataclasses.replace(request, since=float(since), at=float(at))
+
+
+class EvidenceCache:
+    """Evidence by what was measured (and its absolute window), kept ``keep_for`` seconds: the gates of
+    one batch look at the same aligned window within a grid's length of each other."""
+
+    def __init__(self, keep_for: float = 30.0) -> None:
         self.keep_for = keep_for
         self._items: dict[Any, tuple[float, Evidence]] = {}
         self._locks: dict[Any, threading.Lock] = {}
@@ -119,6 +140,9 @@ class EngineParts:
     on_query: Callable[[], None] | None = None
     on_ask: Callable[[], None] | None = None
     evidence: EvidenceCache = field(default_factory=EvidenceCache)
+    align: float = 5.0
+    """Seconds of the shared grid looks' windows are aligned to (at least the contract's scrape interval;
+    0: each look its own window)."""
     _prometheus: dict[str, SharedPrometheus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -279,7 +303,12 @@ def _share(parts: EngineParts, run: RunParts, contract: Contract) -> None:
     drivers.analyst.client = shared
     if drivers.load is None and drivers.chaos is None:
         drivers.analyst = SharedEvidenceAnalyst(
-            contract, library_for(contract), shared, cache=parts.evidence, measures=_measures(contract)
+            contract,
+            library_for(contract),
+            shared,
+            cache=parts.evidence,
+            measures=_measures(contract),
+            grid=max(parts.align, contract.spec.prometheus.scrape_interval) if parts.align > 0 else 0.0,
         )
         run.runner.analyst = drivers.analyst
 

@@ -114,3 +114,33 @@ class EmulatorThread:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(10)
+
+
+def main() -> None:
+    """Serve the emulator in this process until SIGTERM or stdin closes; its URL is the first line out.
+
+    ``python -m tests.operator.emulator``: the benchmark runs it in a process of its own, so the API
+    server's work is neither in the measured operator nor competing with the benchmark's own loop."""
+    import signal
+    import sys
+
+    server = EmulatorThread().start()
+    print(server.url, flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=until_stdin_closes, daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

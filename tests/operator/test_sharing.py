@@ -6,7 +6,7 @@ from typing import Any
 
 from gate.engine.runner import LookRequest
 from gate.operator import resource
-from gate.operator.engine_bridge import EvidenceCache, SharedEvidenceAnalyst, _measures, base_library
+from gate.operator.engine_bridge import EvidenceCache, SharedEvidenceAnalyst, _measures, aligned, base_library
 
 SPEC: dict[str, Any] = {
     "service": "checkout",
@@ -35,14 +35,16 @@ class CountingPrometheus:
 
 
 def _analyst(
-    i: int, spec: dict[str, Any], cache: EvidenceCache, client: CountingPrometheus
+    i: int, spec: dict[str, Any], cache: EvidenceCache, client: CountingPrometheus, grid: float = 0.0
 ) -> SharedEvidenceAnalyst:
     gate = {
         "metadata": {"name": f"g{i}", "namespace": "n"},
         "spec": {**spec, "router": {"type": "gateway-api", "httpRoute": f"r{i}"}},
     }
     contract = resource.contract_of(gate, library=base_library())
-    return SharedEvidenceAnalyst(contract, base_library(), client, cache=cache, measures=_measures(contract))  # type: ignore[arg-type]
+    return SharedEvidenceAnalyst(
+        contract, base_library(), client, cache=cache, measures=_measures(contract), grid=grid
+    )  # type: ignore[arg-type]
 
 
 def test_same_measurement_same_window_is_measured_once() -> None:
@@ -63,3 +65,29 @@ def test_other_objectives_or_services_are_measured_apart() -> None:
     for i, spec in enumerate((SPEC, other, named)):
         _analyst(i, spec, cache, client).look(LookRequest(1, 1, 100.0, 110.0, None, ("production",)))
     assert cache.hits == 0
+
+
+def test_gates_started_moments_apart_share_the_aligned_window() -> None:
+    cache, client = EvidenceCache(), CountingPrometheus()
+    starts = [100.3, 101.7, 103.2, 104.9]  # one batch: weights applied over a few seconds
+    for i, since in enumerate(starts):
+        _analyst(i, SPEC, cache, client, grid=5.0).look(
+            LookRequest(1, 1, since, since + 10.0, None, ("production",))
+        )
+    assert client.calls >= 1 and cache.hits == 3
+    unaligned, plain = EvidenceCache(), CountingPrometheus()
+    for i, since in enumerate(starts):
+        _analyst(i, SPEC, unaligned, plain).look(
+            LookRequest(1, 1, since, since + 10.0, None, ("production",))
+        )
+    assert unaligned.hits == 0 and plain.calls == 4 * client.calls
+
+
+def test_an_aligned_window_never_starts_before_the_weight_nor_ends_after_the_look() -> None:
+    for since, at in [(100.3, 110.3), (100.0, 110.0), (99.99, 117.01), (7.2, 3600.5)]:
+        got = aligned(LookRequest(1, 1, since, at, None, ("production",)), 5.0)
+        assert since <= got.since < since + 5.0 and at - 5.0 < got.at <= at
+        assert got.since % 5.0 == 0 and got.at % 5.0 == 0
+    short = LookRequest(1, 1, 101.0, 104.0, None, ("production",))  # rounded: 105 .. 100, empty
+    assert aligned(short, 5.0) == short
+    assert aligned(short, 0.0) == short

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -117,14 +118,34 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+_SSL_CONTEXTS: dict[bool, ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context(verify: Any) -> ssl.SSLContext:
+    """The TLS context for ``verify``: the default (CA bundle) and the no-verify ones are built once
+    per process and shared (building one reads the whole CA bundle: the operator creates a client per
+    run, and loading the bundle was over half the CPU of starting a run); a given context is itself."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if not isinstance(verify, bool):
+        return httpx.create_ssl_context(verify=verify)
+    with _SSL_LOCK:
+        context = _SSL_CONTEXTS.get(verify)
+        if context is None:
+            context = _SSL_CONTEXTS[verify] = httpx.create_ssl_context(verify=verify)
+        return context
+
+
 class _DeadlineTransport(httpx.HTTPTransport):
     """httpx's own transport over sockets that honour the attempt's deadline."""
 
     def __init__(self, verify: Any = True) -> None:
-        super().__init__(verify=verify)
+        context = _ssl_context(verify)
+        super().__init__(verify=context)
         # httpx builds its pool without a way to pass a network backend; build the same pool with one.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=context,
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
