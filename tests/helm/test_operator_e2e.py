@@ -151,18 +151,14 @@ def _example_gate(topology: Topology) -> dict[str, Any]:
     spec["steps"] = ["load 15s", "50%", "analyze 20s", "100%"]
     spec.pop("chaos", None)
     spec["objectives"] = [o for o in spec["objectives"] if not o.get("during")]
-    keep_sources(spec, {"synthetic"})  # the emulated route moves no real traffic
+    keep_sources(spec, {"synthetic"})  # the emulated route moves no real traffic to the canary
+    for objective in spec["objectives"]:
+        objective.setdefault("sources", ["synthetic"])
     gate["spec"] = spec
     out: dict[str, Any] = gate
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not finished: the gate reaches RolledBack — its production-source objectives find no canary "
-    "series (the emulated HTTPRoute moves no real traffic to the loopback canary); the objectives must be "
-    "cut to the synthetic source (keep_sources did not drop them)",
-)
 def test_default_install_takes_the_example_gate_to_promoted(
     render: Render, topology: Topology, tmp_path: Path
 ) -> None:
