@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.compose.drivers import Drivers, drivers_for
+from gate.compose.drivers import Drivers, EvidenceFactory, drivers_for
 from gate.contract import Contract, ContractError, SliLibrary, parse_contract
 from gate.drivers import kube
 from gate.drivers.diagnostics import Target
@@ -42,6 +42,7 @@ from gate.settings import Settings
 
 __all__ = [
     "Drivers",
+    "EvidenceFactory",
     "RunParts",
     "build_router",
     "contract_digest",
@@ -168,6 +169,7 @@ def start_run(
     canary_url: str | None = None,
     on_retry: Callable[[str, int, str, float], None] | None = None,
     holder: str | None = None,
+    evidence: EvidenceFactory | None = None,
 ) -> RunParts:
     """Record a new run of ``contract`` and build its parts (the router from the contract unless given).
 
@@ -175,12 +177,18 @@ def start_run(
     topology); they and the diagnostics are recorded, so that a resume rebuilds the same drivers.
     ``holder`` (e.g. ``gate-run/HOST/PID``, an operator pod's name): lease the run to this process and
     renew the lease in the background, so no other process drives it at the same time; the runner's
-    writes are fenced by it (``LeaseLost`` if it is taken over)."""
+    writes are fenced by it (``LeaseLost`` if it is taken over). ``evidence``: the run's analyst and
+    Prometheus client come from this factory (the operator's shared, bounded clients)."""
     opened, the_store = _store(store)
     try:
         the_router = router if router is not None else build_router(contract, settings)
         drivers = _drivers(
-            contract, settings, diagnostics=diagnostics, stable_url=stable_url, canary_url=canary_url
+            contract,
+            settings,
+            diagnostics=diagnostics,
+            stable_url=stable_url,
+            canary_url=canary_url,
+            evidence=evidence,
         )
     except BaseException:
         if opened:
@@ -235,6 +243,7 @@ def resume_run(
     clock: Clock | None = None,
     on_retry: Callable[[str, int, str, float], None] | None = None,
     holder: str | None = None,
+    evidence: EvidenceFactory | None = None,
 ) -> tuple[RunParts, list[str]]:
     """The parts of recorded run ``run_id``, from the contract text and plan recorded with it.
 
@@ -283,6 +292,7 @@ def resume_run(
             diagnostics=targets,
             stable_url=str(meta.get("stable_url") or "") or None,
             canary_url=str(meta.get("canary_url") or "") or None,
+            evidence=evidence,
         )
     except BaseException:
         if keeper is not None:
@@ -344,6 +354,7 @@ def _drivers(
     diagnostics: list[Target] | None,
     stable_url: str | None,
     canary_url: str | None,
+    evidence: EvidenceFactory | None = None,
 ) -> Drivers:
     # Relative files (OpenAPI, chaos experiments) were resolved when the contract was validated.
     library = SliLibrary.default(extra=contract.spec.slis)
@@ -356,6 +367,7 @@ def _drivers(
         diagnostics=diagnostics or None,
         stable_url=stable_url,
         canary_url=canary_url,
+        evidence=evidence,
     )
 
 

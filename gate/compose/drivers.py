@@ -10,20 +10,41 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gate.compose.adapters import ChaosRunner, LoadRunner
 from gate.compose.analysis import ContractAnalyst
 from gate.contract import Contract, SliLibrary
-from gate.drivers.chaos import ChaosDriver, FaultLedger, specs_from_contract
+from gate.drivers.chaos import ChaosDriver, ChaosWindow, FaultLedger, specs_from_contract
 from gate.drivers.diagnostics import DiagnosticsCapture, Target
 from gate.drivers.notify import Notifier, channels_from_contract
 from gate.drivers.prometheus import PrometheusClient
 from gate.drivers.prometheus.auth import SecretReader, client_for
+from gate.judge import Evidence
 
 log = logging.getLogger(__name__)
+
+
+class EvidenceFactory(Protocol):
+    """Builds a run's analyst (its Prometheus evidence) instead of the composition's own.
+
+    Called with what the composition would give ``ContractAnalyst`` — the contract, its SLI library,
+    the Prometheus URL to ask (None: the contract names none), the load's and chaos' evidence hooks —
+    and returns the analyst plus the client it owns (closed with the run; None when the factory's
+    caller owns it, e.g. one client shared by many runs)."""
+
+    def __call__(
+        self,
+        contract: Contract,
+        library: SliLibrary,
+        url: str | None,
+        *,
+        extra_evidence: Callable[[float, float], Evidence | None] | None,
+        chaos_window: Callable[[str], ChaosWindow | None] | None,
+    ) -> tuple[ContractAnalyst, PrometheusClient | None]: ...
 
 
 @dataclass
@@ -74,16 +95,20 @@ def drivers_for(
     stable_url: str | None = None,
     canary_url: str | None = None,
     secrets: SecretReader | None = None,
+    evidence: EvidenceFactory | None = None,
 ) -> Drivers:
     """The drivers for a rollout of ``contract``; ``workdir`` keeps the fault ledger and driver files.
 
     ``secrets`` reads a Kubernetes Secret key (name, key) -> value for `spec.prometheus.auth`; only the
-    operator has one to give, elsewhere a Secret reference is refused."""
+    operator has one to give, elsewhere a Secret reference is refused. ``evidence`` builds the analyst
+    (and its Prometheus client) instead (see ``EvidenceFactory``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     url = prometheus_url or contract.spec.prometheus.url
     # The contract's auth, headers and TLS apply to --prometheus too; credentials are read here, once.
     client = (
-        client_for(
+        None
+        if evidence is not None
+        else client_for(
             contract.spec.prometheus,
             url=url,
             base_dir=contract.base_dir,
@@ -119,13 +144,12 @@ def drivers_for(
         capture = DiagnosticsCapture(canary, diagnostics)
     elif diagnostics:
         problems.append("diagnostics asked for, but the canary has no URL (spec.target.canary.url)")
-    analyst = ContractAnalyst(
-        contract,
-        library,
-        client,
-        extra_evidence=load.evidence if load is not None else None,
-        chaos_window=chaos.window if chaos is not None else None,
-    )
+    extra = load.evidence if load is not None else None
+    window = chaos.window if chaos is not None else None
+    if evidence is not None:
+        analyst, client = evidence(contract, library, url, extra_evidence=extra, chaos_window=window)
+    else:
+        analyst = ContractAnalyst(contract, library, client, extra_evidence=extra, chaos_window=window)
     return Drivers(
         analyst=analyst,
         load=load,

@@ -72,6 +72,12 @@ RULES: dict[tuple[str, ...], list[JSON]] = {
             "message": "set either the contract inline (target, …) or contractRef, not both",
         }
     ],
+    ("contractRef",): [
+        {
+            "rule": "(has(self.kind) && self.kind == 'ConfigMap') == has(self.key)",
+            "message": "a ConfigMap reference needs key (and only a ConfigMap reference has one)",
+        }
+    ],
     ("target", "stable"): [
         {
             "rule": "has(self.url) || has(self.deployment) || has(self.service)",

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.compose import RunParts, build_router
+from gate.compose import EvidenceFactory, RunParts, build_router
 from gate.compose import resume_run as compose_resume
 from gate.compose import start_run as compose_start
 from gate.compose.analysis import MIN_WINDOW, ContractAnalyst
 from gate.contract import Contract, SliLibrary
 from gate.drivers import kube
+from gate.drivers.chaos import ChaosWindow
+from gate.drivers.prometheus import PrometheusClient
 from gate.drivers.store import RunStore, StoreError
 from gate.engine.machine import Abort, Resume
 from gate.engine.ports import LookOutcome, LookRequest
@@ -289,28 +291,37 @@ def _settings(parts: EngineParts, run_key: str) -> Settings:
     return parts.settings.model_copy(update={"workdir": parts.workdir / run_key})
 
 
-def _share(parts: EngineParts, run: RunParts, contract: Contract) -> None:
-    """Give a composed run what the operator shares between gates (Prometheus client, evidence)."""
-    url = contract.spec.prometheus.url
-    drivers = run.drivers
-    if not url:
-        return
-    # One client per Prometheus server for all gates: bounded, coalescing (gate.operator.limits).
-    if drivers._client is not None:
-        drivers._client.close()
-    drivers._client = None
-    shared = parts.prometheus(url)
-    drivers.analyst.client = shared
-    if drivers.load is None and drivers.chaos is None:
-        drivers.analyst = SharedEvidenceAnalyst(
-            contract,
-            library_for(contract),
-            shared,
-            cache=parts.evidence,
-            measures=_measures(contract),
-            grid=max(parts.align, contract.spec.prometheus.scrape_interval) if parts.align > 0 else 0.0,
-        )
-        run.runner.analyst = drivers.analyst
+def _evidence(parts: EngineParts) -> EvidenceFactory:
+    """The composition's evidence factory for an operator run: the one client per Prometheus server
+    for all gates (bounded, coalescing: gate.operator.limits), owned by the operator (never closed by
+    a run), and evidence shared with gates measuring the same thing when the run has none of its own
+    (no load, no chaos)."""
+
+    def build(
+        contract: Contract,
+        library: SliLibrary,
+        url: str | None,
+        *,
+        extra_evidence: Callable[[float, float], Evidence | None] | None,
+        chaos_window: Callable[[str], ChaosWindow | None] | None,
+    ) -> tuple[ContractAnalyst, PrometheusClient | None]:
+        shared = parts.prometheus(url) if url else None
+        if shared is not None and extra_evidence is None and chaos_window is None:
+            analyst: ContractAnalyst = SharedEvidenceAnalyst(
+                contract,
+                library,
+                shared,
+                cache=parts.evidence,
+                measures=_measures(contract),
+                grid=max(parts.align, contract.spec.prometheus.scrape_interval) if parts.align > 0 else 0.0,
+            )
+        else:
+            analyst = ContractAnalyst(
+                contract, library, shared, extra_evidence=extra_evidence, chaos_window=chaos_window
+            )
+        return analyst, None  # the shared client outlives the run
+
+    return build
 
 
 def start_run(
@@ -337,12 +348,8 @@ def start_run(
         run_id=run_id,
         meta=meta,
         on_look=on_look,
+        evidence=_evidence(parts),
     )
-    try:
-        _share(parts, run, contract)
-    except BaseException:
-        run.close()
-        raise
     gate_run = holder["run"] = GateRun(run, contract, {"face": "operator", **(meta or {})})
     return gate_run
 
@@ -368,16 +375,12 @@ def resume_run(parts: EngineParts, run_id: str) -> GateRun | None:
             store=parts.store,
             router=build_router(contract, parts.settings, kube_client=parts.kube),
             on_look=on_look,
+            evidence=_evidence(parts),
         )
     except StoreError:
         return None
     for warning in warnings:
         log.warning("run %s: %s", run_id, warning)
-    try:
-        _share(parts, run, contract)
-    except BaseException:
-        run.close()
-        raise
     gate_run = holder["run"] = GateRun(run, contract, detail.meta)
     if detail.looks:
         last = detail.looks[-1]

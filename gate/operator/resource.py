@@ -2,14 +2,17 @@
 
 A gate's ``spec`` is a contract's ``spec`` (the same fields, the same units), so a contract file and a
 gate read alike; instead of the contract inline, ``spec.contractRef`` may name a ``PerformanceContract``
-resource in the gate's namespace. ``contract_of`` turns a gate (and what it references) into a
-validated ``Contract``, with every problem named by its field path in the gate.
+resource in the gate's namespace, or a key of a ``ConfigMap`` there holding a contract file (the YAML
+``gate run`` reads: a whole ``PerformanceContract`` document, or just its ``spec``). ``contract_of``
+turns a gate (and what it references) into a validated ``Contract``, with every problem named by its
+field path in the gate (or in the referenced object).
 
 Pure: no I/O here (the referenced object is handed in).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -19,6 +22,7 @@ from gate.contract.base import Int, Model
 from gate.contract.errors import Problem, short
 from gate.contract.loader import contract_from_data
 from gate.contract.models import Metadata, Spec, Target
+from gate.contract.yamlsrc import parse_yaml
 
 GROUP = "perfgate.dev"
 VERSION = "v1alpha1"
@@ -29,6 +33,8 @@ SINGULAR = "performancegate"
 SHORT_NAMES = ("pgate", "pgates")
 CONTRACT_KIND = "PerformanceContract"
 CONTRACT_PLURAL = "performancecontracts"
+CONFIGMAP_KIND = "ConfigMap"
+REF_KINDS = (CONTRACT_KIND, CONFIGMAP_KIND)
 
 APPROVE_ANNOTATION = "perfgate.dev/approve"
 """Set (to any value, e.g. the reviewer's name) to resume a held run; gate removes it once acted on."""
@@ -41,12 +47,26 @@ MAX_OBJECT_BYTES = 512 * 1024  # a gate (or its referenced contract) larger than
 
 
 class ContractRef(Model):
-    """A ``PerformanceContract`` resource in the gate's namespace holding the contract."""
+    """Where the contract is: a ``PerformanceContract`` resource, or a key of a ``ConfigMap``, in the
+    gate's namespace. A change of it takes effect at the next revision (a run keeps its contract)."""
 
-    kind: Literal["PerformanceContract"] = Field(
-        default="PerformanceContract", description="The kind referenced (PerformanceContract)."
+    kind: Literal["PerformanceContract", "ConfigMap"] = Field(
+        default="PerformanceContract", description="The kind referenced: PerformanceContract or ConfigMap."
     )
     name: str = Field(min_length=1, max_length=253, description="Its name, in the gate's namespace.")
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="ConfigMap only: the key of data holding the contract's YAML.",
+    )
+
+    @model_validator(mode="after")
+    def _key_for_configmap(self) -> ContractRef:
+        if (self.kind == "ConfigMap") != (self.key is not None):
+            raise ValueError("a ConfigMap reference needs key (and only a ConfigMap reference has one)")
+        return self
 
 
 class GateSpec(Spec):
@@ -131,10 +151,21 @@ def contract_document(
     Referenced: the referenced contract's spec; its problems are said to be in that object."""
     meta = gate.get("metadata") or {}
     spec = dict(gate.get("spec") or {})
-    if spec.get("contractRef") is not None:
+    ref = spec.get("contractRef")
+    if ref is not None:
         if referenced is None:
             return {}, ""
         ref_meta = referenced.get("metadata") or {}
+        if isinstance(ref, dict) and ref.get("kind") == CONFIGMAP_KIND:
+            where = configmap_where(ref_meta, str(ref.get("key")))
+            data = configmap_contract(referenced, str(ref.get("key")), where)
+            body = data.get("spec") if isinstance(data.get("spec"), dict) else data
+            return {
+                "apiVersion": "perfgate.dev/v1alpha1",
+                "kind": CONTRACT_KIND,
+                "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+                "spec": body,
+            }, f"{where}: "
         document = {
             "apiVersion": "perfgate.dev/v1alpha1",
             "kind": CONTRACT_KIND,
@@ -181,7 +212,8 @@ def contract_of(
     if ref is not None:
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
             raise ContractError([Problem(name, None, None, "spec.contractRef.name", "name the contract")])
-        if ref.get("kind", CONTRACT_KIND) != CONTRACT_KIND:
+        kind = ref.get("kind", CONTRACT_KIND)
+        if kind not in REF_KINDS:
             raise ContractError(
                 [
                     Problem(
@@ -189,21 +221,71 @@ def contract_of(
                         None,
                         None,
                         "spec.contractRef.kind",
-                        f"expected {CONTRACT_KIND}, got {short(ref.get('kind'))}",
+                        f"expected {' or '.join(REF_KINDS)}, got {short(kind)}",
+                    )
+                ]
+            )
+        key = ref.get("key")
+        if kind == CONFIGMAP_KIND and not (isinstance(key, str) and key):
+            raise ContractError(
+                [
+                    Problem(
+                        name,
+                        None,
+                        None,
+                        "spec.contractRef.key",
+                        "name the ConfigMap's key holding the contract",
                     )
                 ]
             )
         if referenced is None:
             raise ContractError(
+                [Problem(name, None, None, "spec.contractRef.name", f"no {kind} {short(ref['name'])}")]
+            )
+        if kind == CONFIGMAP_KIND and str(key) not in (referenced.get("data") or {}):
+            keys = ", ".join(sorted(referenced.get("data") or {})) or "none"
+            raise ContractError(
                 [
                     Problem(
-                        name, None, None, "spec.contractRef.name", f"no {CONTRACT_KIND} {short(ref['name'])}"
+                        name,
+                        None,
+                        None,
+                        "spec.contractRef.key",
+                        f"ConfigMap {short(ref['name'])} has no key {short(key)} (its keys: {keys})",
                     )
                 ]
             )
     document, where = contract_document(gate, referenced)
     filename = where.rstrip(": ") if where else name
     return contract_from_data(document, filename=filename, library=library)
+
+
+def configmap_where(ref_meta: dict[str, Any], key: str) -> str:
+    """How a ConfigMap's contract is named in problems: ``ConfigMap ns/name data.key``."""
+    return f"{CONFIGMAP_KIND} {ref_meta.get('namespace')}/{ref_meta.get('name')} data.{key}"
+
+
+def configmap_contract(configmap: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """The contract YAML under ``data[key]`` of a ConfigMap, parsed (``ContractError`` with the line
+    and column for text that is not YAML, or not a mapping)."""
+    text = (configmap.get("data") or {}).get(key)
+    if not isinstance(text, str):
+        raise ContractError([Problem(where, None, None, "", "no such key in the ConfigMap's data")])
+    source = parse_yaml(text, where)
+    data = json.loads(json.dumps(source.data, default=str))  # plain dicts and lists
+    if not isinstance(data, dict):
+        raise ContractError(
+            [
+                Problem(
+                    where,
+                    None,
+                    None,
+                    "",
+                    f"expected a contract (a mapping with spec, or a spec), got {type(data).__name__}",
+                )
+            ]
+        )
+    return data
 
 
 def problems_text(exc: ContractError, limit: int = 5) -> str:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 GATES = kube.Resource(resource.GROUP, resource.VERSION, resource.PLURAL, resource.KIND)
 CONTRACTS = kube.Resource(resource.GROUP, resource.VERSION, resource.CONTRACT_PLURAL, resource.CONTRACT_KIND)
+CONFIGMAPS = kube.Resource("", "v1", "configmaps", resource.CONFIGMAP_KIND)
 IDLE = 30.0  # seconds between looks at a gate with nothing due (events wake it sooner)
 
 
@@ -171,7 +172,8 @@ class GateWorker:
         ref = spec.get("contractRef") if isinstance(spec, dict) else None
         if isinstance(ref, dict) and isinstance(ref.get("name"), str):
             try:
-                referenced = self.parts.kube.get(kube.ObjectRef(CONTRACTS, self.namespace, ref["name"]))
+                kind = CONFIGMAPS if ref.get("kind") == resource.CONFIGMAP_KIND else CONTRACTS
+                referenced = self.parts.kube.get(kube.ObjectRef(kind, self.namespace, ref["name"]))
             except kube.KubeNotFoundError:
                 referenced = None
         key = json.dumps(

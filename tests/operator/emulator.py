@@ -1,6 +1,7 @@
 """The shared Kubernetes emulator (``tests.support.kube``) with what the operator's tests add:
 
-- the operator's resources (PerformanceGate with its status subresource, PerformanceContract) and
+- the operator's resources (PerformanceGate with its status subresource, PerformanceContract,
+  ConfigMap for contractRef) and
   kopf's peering resources in discovery;
 - ``metadata.generateName`` on create (kopf names its Events that way; without it every Event after
   the first would be refused as already existing).
@@ -43,6 +44,9 @@ class Emulator(KubeEmulator):  # type: ignore[misc]
         )
         self.resources[CONTRACTS] = kmock.ResourceInfo(
             kind="PerformanceContract", singular="performancecontract", namespaced=True, verbs=VERBS
+        )
+        self.resources["v1/configmaps"] = kmock.ResourceInfo(  # contractRef kind ConfigMap
+            kind="ConfigMap", singular="configmap", namespaced=True, verbs=VERBS
         )
         self.resources["kopf.dev/v1/clusterkopfpeerings"] = kmock.ResourceInfo(
             kind="ClusterKopfPeering", singular="clusterkopfpeering", namespaced=False, verbs=VERBS
