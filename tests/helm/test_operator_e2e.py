@@ -203,6 +203,10 @@ def test_default_install_takes_the_example_gate_to_promoted(
         for e in container["env"]:
             if "value" in e:
                 env[e["name"]] = str(e["value"]).replace("/var/lib/gate", str(tmp_path))
+        # values prometheus.url (the cluster's Prometheus, which overrides a gate's own URL as a flag
+        # would) is the loopback one here
+        assert env.get("GATE_PROMETHEUS_URL"), "the chart sets the operator's Prometheus"
+        env["GATE_PROMETHEUS_URL"] = topology.prometheus_url
         env["HOME"] = str(tmp_path)
         env["GATE_OPERATOR_PROBE_HOST"], env["GATE_OPERATOR_PROBE_PORT"] = "127.0.0.1", str(port)
         env["KUBECONFIG"] = str(_kubeconfig(tmp_path / "sa.kubeconfig", em_thread.url, SA_TOKEN))
