@@ -1,7 +1,8 @@
 """The chart's default install, end to end: `helm template` → `kubectl apply` to the emulated API server
 → the image's entry point (`gate` + the rendered Deployment's args and env) as a local process → the
-chart's example PerformanceGate, applied with kubectl, goes from created to Promoted against a real
-Prometheus scraping the demo's loopback services; the HTTPRoute's weights moved, Events posted.
+chart's example PerformanceGate, applied with kubectl, goes from created to Promoted (a good canary)
+or to RolledBack (the demo's regressed canary) against a real Prometheus scraping the demo's loopback
+services; the HTTPRoute's weights moved (rolled back: the route as the user wrote it), Events posted.
 
 The emulator enforces the rendered RBAC: a request with the operator's ServiceAccount token is allowed
 only when a (Cluster)RoleBinding of that ServiceAccount grants it, else 403 (and recorded). So the test
@@ -126,9 +127,9 @@ def _kubectl(config: Path, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def topology(tmp_path: Path) -> Iterator[Topology]:
-    topo = Topology(TopologyConfig(scenario="good", workdir=tmp_path / "demo", users_rate=50, seed=7))
+@pytest.fixture(params=["good", "regression"])
+def topology(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Topology]:
+    topo = Topology(TopologyConfig(scenario=request.param, workdir=tmp_path / "demo", users_rate=50, seed=7))
     with topo.start():
         yield topo
     assert topo.pids() == {}
@@ -159,9 +160,13 @@ def _example_gate(topology: Topology) -> dict[str, Any]:
     return out
 
 
-def test_default_install_takes_the_example_gate_to_promoted(
+def test_default_install_takes_the_example_gate_to_its_outcome(
     render: Render, topology: Topology, tmp_path: Path
 ) -> None:
+    """good: Promoted, every verdict passing, canary at 100 %; regression: RolledBack on the evidence
+    with a failing verdict, the route back as written (stable only). Either way the chart's RBAC
+    refused nothing."""
+    expected = "Promoted" if topology.config.scenario == "good" else "RolledBack"
     docs = render()
     container = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
     sa = one(docs, "ServiceAccount")["metadata"]
@@ -234,15 +239,26 @@ def test_default_install_takes_the_example_gate_to_promoted(
             if status.get("phase") in ("Promoted", "RolledBack", "Failed", "Invalid"):
                 break
             time.sleep(1)
-        assert status.get("phase") == "Promoted", f"{json.dumps(status, indent=1)}\n{tail()}"
+        assert status.get("phase") == expected, f"{json.dumps(status, indent=1)}\n{tail()}"
         assert status["lastDecision"]["basis"] == "evidence"
-        assert all(v["status"] == "pass" for v in status["lastDecision"]["verdicts"]), status["lastDecision"]
+        verdicts = status["lastDecision"]["verdicts"]
         route = json.loads(_kubectl(admin, "-n", "shop", "get", "httproute", "checkout", "-o", "json"))
         weights = {r["name"]: int(r.get("weight", 0)) for r in route["spec"]["rules"][0]["backendRefs"]}
-        assert weights.get("checkout-canary") == 100 and weights.get("checkout-stable", 0) == 0, weights
         events = json.loads(_kubectl(admin, "-n", "shop", "get", "events", "-o", "json"))["items"]
         reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "checkout"}
-        assert {"Started", "WeightChanged", "Promoted"} <= reasons, reasons
+        if expected == "Promoted":
+            assert all(v["status"] == "pass" for v in verdicts), status["lastDecision"]
+            assert weights.get("checkout-canary") == 100 and weights.get("checkout-stable", 0) == 0, weights
+            assert {"Started", "WeightChanged", "Promoted"} <= reasons, reasons
+        else:
+            assert any(v["status"] == "fail" for v in verdicts), status["lastDecision"]
+            assert route["spec"]["rules"] == world[0]["spec"]["rules"], route["spec"]  # as written
+            assert not any(k.startswith("perfgate.dev/") for k in route["metadata"].get("annotations") or {})
+            assert {"Started", "RolledBack"} <= reasons, reasons
+            rolled = [
+                e for e in events if e["involvedObject"]["name"] == "checkout" and e["reason"] == "RolledBack"
+            ]
+            assert any(ch.isdigit() for ch in rolled[-1]["message"]), rolled[-1]  # with the numbers
         assert em.refused == [], f"the chart's RBAC refused the operator: {em.refused}\n{tail()}"
     finally:
         if proc is not None and proc.poll() is None:
