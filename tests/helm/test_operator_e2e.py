@@ -190,7 +190,7 @@ def test_default_install_takes_the_example_gate_to_its_outcome(
         em_thread.call(register)
         admin = _kubeconfig(tmp_path / "admin.kubeconfig", em_thread.url, ADMIN_TOKEN)
         _kubectl(admin, "apply", "--validate=false", "-f", "-", stdin=yaml.safe_dump_all(docs))
-        world = [
+        world: list[dict[str, Any]] = [
             {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
              "metadata": {"name": "checkout", "namespace": "shop"},
              "spec": {"rules": [{"backendRefs": [{"name": "checkout-stable", "port": 8080, "weight": 100}]}]}},
