@@ -63,6 +63,16 @@ class Emulator(KubeEmulator):  # type: ignore[misc]
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
         return await super()._handle(request)
 
+    def _KubernetesEmulator__get_objs(self, request: Any, strict: bool) -> list[Any]:
+        """kmock finds the object of a get, patch, create or delete by scanning every stored object
+        (thousands of Events after a few minutes of hundreds of gates), which made the emulator, not
+        the operator, the bottleneck of the capacity benchmark. A request that names its object is a
+        key lookup here, as in a real API server; lists and watches keep kmock's scan."""
+        if request.resource is not None and request.name is not None and (strict or request.namespace):
+            key = (request.resource, request.namespace, request.name)
+            return [self._objects[key]] if key in self._objects else []
+        return list(super()._KubernetesEmulator__get_objs(request, strict))  # type: ignore[misc]
+
     def versions(self, plural_key: str, namespace: str, name: str) -> list[dict[str, Any]]:
         """Every stored version of an object, oldest first."""
         key = _key(plural_key, namespace, name)
