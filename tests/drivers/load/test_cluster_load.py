@@ -1,0 +1,191 @@
+"""Load at scale against kmock's emulator over real HTTP: gate creates the Jobs through its Kubernetes
+driver (the official client), a test-side kubelet (tests/support/kubelet.py) runs their pods as real
+Locust processes against real loopback services and serves the master's log; gate reads the records
+from that log stream and deletes everything it created."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gate.drivers import kube
+from gate.drivers.load import LoadPlan, LoadTask
+from gate.drivers.load.cluster import RUN_LABEL, ClusterLoadDriver, ClusterOptions, run_key
+from gate.errors import RetryPolicy
+from tests.drivers.load.conftest import Services
+from tests.support.kube import RunningKube, kube_api  # noqa: F401  (the fixture)
+from tests.support.kubelet import Kubelet
+
+NS = "shop"
+KINDS = ("batch/v1/jobs", "v1/services", "v1/configmaps", "v1/pods")
+FAST = RetryPolicy(attempts=3, total=5.0, initial=0.05, maximum=0.2)
+
+
+def plan_for(services: Services, **kw: object) -> LoadPlan:
+    args: dict[str, object] = {
+        "tasks": (LoadTask("home", "/", weight=3), LoadTask("order", "/orders", method="POST", json={"n": 1})),
+        "users": 4,
+        "spawn_rate": 100.0,
+        "duration": 3.0,
+        "think_time": (0.005, 0.01),
+        "workers": 2,
+    }
+    args.update(kw)
+    return LoadPlan(stable_url=services.urls["stable"], canary_url=services.urls["canary"], **args)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def kubelet(kube_api: RunningKube, tmp_path: Path) -> Iterator[Kubelet]:  # noqa: F811
+    with Kubelet(kube_api, NS, tmp_path / "kubelet") as k:
+        yield k
+
+
+@pytest.fixture
+def options(kube_api: RunningKube) -> Iterator[ClusterOptions]:  # noqa: F811
+    client = kube.connect(host=kube_api.url)
+    yield ClusterOptions(client=client, namespace=NS, image="gate:test", retry=FAST, poll=0.1, startup=30.0)
+    client.close()
+
+
+def labelled(api: RunningKube, key: str, kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """Objects of the run still in the API (pods too: they carry their Job's template labels)."""
+
+    def find() -> list[str]:
+        out = []
+        for resource in kinds:
+            for (res, ns, name), obj in _objects(api, resource):
+                labels = (obj.raw.get("metadata") or {}).get("labels") or {}
+                if labels.get(RUN_LABEL) == key and ns == NS:
+                    out.append(f"{resource} {name}")
+        return out
+
+    return api.call(find)  # type: ignore[no-any-return]
+
+
+def _objects(api: RunningKube, resource: str) -> list[tuple[tuple[object, str, str], object]]:
+    emulator = api.emulator
+    out = []
+    for key in list(emulator.objects.keys()):
+        res, ns, name = key
+        if f"{res.group}/{res.version}/{res.plural}".lstrip("/") == resource and not emulator.objects[key].deleted:
+            out.append(((res, ns, name), emulator.objects[key]))
+    return out
+
+
+def wait_until(what: str, cond: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:g}s")
+        time.sleep(0.1)
+
+
+def test_evidence_comes_from_the_jobs_locust_and_everything_is_deleted_at_the_end(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+) -> None:
+    plan = plan_for(services)
+    driver = ClusterLoadDriver(plan, options, run_id="shop/checkout/run-1")
+    driver.start()
+    created = driver.objects
+    assert sorted(o.split()[0] for o in created) == ["ConfigMap", "Job", "Job", "Service"]
+    result = driver.result(timeout=90)
+
+    assert result.complete, result.problems
+    # Two worker pods and the master reported: the load came from the Jobs' pods.
+    assert "master" in result.nodes and len(result.nodes) == 3, result.nodes
+    assert len(kubelet.of_role("worker")) == 2 or not kubelet.of_role("worker")  # collected once deleted
+    for track in ("stable", "canary"):
+        seen = services.seen(track)
+        measured = result.tracks[track]
+        assert measured.requests > 20 and measured.errors == 0
+        assert set(seen["sources"]) == {"synthetic"}
+        assert measured.requests <= seen["requests"] <= measured.requests + 8  # in flight when users stopped
+    # The master ended: gate deleted every object of the run, the Jobs with their pods.
+    key = run_key("shop/checkout/run-1")
+    wait_until("every object of the run deleted", lambda: not labelled(kube_api, key))
+    wait_until("no process left", lambda: not kubelet.running())
+    deletes = kube_api.emulator.calls_of("delete")
+    assert {(c.plural, c.name) for c in deletes} >= {
+        ("jobs", f"{driver.name}-master"),
+        ("jobs", f"{driver.name}-worker"),
+        ("services", f"{driver.name}-master"),
+        ("configmaps", f"{driver.name}-plan"),
+    }
+    assert all(c.body.get("propagationPolicy") == "Background" for c in deletes if c.plural == "jobs")
+    # What gate asked of the API: creates, lists by label, the master's log, deletes.
+    asked = {(c.verb, c.plural, c.subresource) for c in kube_api.emulator.calls if c.name != "*"}
+    assert ("get", "pods", "log") in asked
+
+
+def test_stop_mid_run_deletes_everything_and_keeps_the_evidence_so_far(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+) -> None:
+    driver = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-abort")
+    driver.start()
+    wait_until("requests measured", lambda: driver.partial().tracks["stable"].requests > 10, timeout=60)
+    assert driver.partial().running
+    driver.stop()  # what an abort or a rollback does (LoadRunner.stop)
+    result = driver.result(timeout=30)
+    driver.close()
+    assert result.tracks["stable"].requests > 10
+    assert result.duration < 30
+    wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-abort")))
+    wait_until("no process left", lambda: not kubelet.running(), timeout=20)
+
+
+def test_a_failed_master_is_the_results_problem_and_everything_is_deleted(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+) -> None:
+    driver = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-crash")
+    driver.start()
+    wait_until("requests measured", lambda: driver.partial().tracks["stable"].requests > 10, timeout=60)
+    killed = kubelet.kill("master")
+    result = driver.result(timeout=30)
+    assert not result.complete
+    assert any(killed.name in p and "ended before its run was done" in p for p in result.problems), result.problems
+    assert result.tracks["stable"].requests > 10  # what was measured before the crash is kept
+    wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-crash")))
+    wait_until("no process left", lambda: not kubelet.running(), timeout=20)
+    driver.close()
+
+
+def test_forbidden_job_create_fails_once_with_its_reason_and_leaves_nothing(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+) -> None:
+    kube_api.emulator.deny("create", "jobs", group="batch")
+    driver = ClusterLoadDriver(plan_for(services), options, run_id="run-denied")
+    with pytest.raises(kube.KubeForbiddenError) as caught:
+        driver.start()
+    text = str(caught.value)
+    assert "cannot create Job shop/" in text and "403" in text
+    assert "grant gate's identity `create` on jobs" in text
+    assert len(kube_api.emulator.calls_of("create", "jobs")) == 1  # permanent: not retried
+    # The ConfigMap and Service created before the refusal are gone again.
+    assert not labelled(kube_api, run_key("run-denied"))
+    assert not kubelet.pods
+
+
+def test_leftovers_of_the_run_are_deleted_before_a_new_start(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+) -> None:
+    """A restarted operator (or a repeated start) finds what an earlier attempt left by its label."""
+    first = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-again")
+    first.start()
+    try:
+        wait_until("the first load runs", lambda: len(kubelet.running()) == 3, timeout=60)
+        # The first driver is forgotten (its operator died); a new one starts the same run's load.
+        second = ClusterLoadDriver(plan_for(services, duration=2.0), options, run_id="run-again")
+        second.start()
+        # Its Jobs, Service and ConfigMap are gone at once (their pods terminate in the background).
+        left = labelled(kube_api, run_key("run-again"), KINDS[:3])
+        assert not any(first.name in o for o in left), left
+        assert any(second.name in o for o in left)
+        result = second.result(timeout=90)
+        assert result.complete, result.problems
+        wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-again")))
+        wait_until("no process left", lambda: not kubelet.running(), timeout=20)
+    finally:
+        first.close()
