@@ -77,8 +77,10 @@ class PodProcess:
 
     @property
     def finished(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None and not any(
-            r.is_alive() for r in self.readers
+        return (
+            self.proc is not None
+            and self.proc.poll() is not None
+            and not any(r.is_alive() for r in self.readers)
         )
 
 
@@ -264,17 +266,18 @@ class Kubelet:
     def _translate(self, command: list[str], mounts: dict[str, Path], instance: str) -> list[str]:
         port = self.ports.setdefault(instance, free_port())
         out: list[str] = []
-        for i, arg in enumerate(command):
+        for i, given in enumerate(command):
             previous = command[i - 1] if i else ""
-            if i == 0 and arg == "python":
+            arg = given
+            if i == 0 and given == "python":
                 arg = sys.executable
-            elif arg == "0.0.0.0":
+            elif given == "0.0.0.0":
                 arg = "127.0.0.1"  # loopback only on these machines
             elif previous == "--port":
                 arg = str(port)  # the Service's port, mapped per load instance
             elif previous == "--master-host":
-                if not self.api.exists("v1/services", self.namespace, arg):
-                    self.errors.append(f"no Service {arg}: the name does not resolve")
+                if not self.api.exists("v1/services", self.namespace, given):
+                    self.errors.append(f"no Service {given}: the name does not resolve")
                 else:
                     arg = "127.0.0.1"
             for path, local in mounts.items():
@@ -297,7 +300,9 @@ class Kubelet:
         if pod is None or request.namespace != pod.namespace:
             raise api_error(404, "NotFound", f'pods "{request.name}" not found')
         if pod.proc is None:
-            raise api_error(400, "BadRequest", f'container "{pod.role}" in pod "{pod.name}" is waiting to start')
+            raise api_error(
+                400, "BadRequest", f'container "{pod.role}" in pod "{pod.name}" is waiting to start'
+            )
         follow = request.params.get("follow") in ("true", "1")
         return _log_stream(pod, follow)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,10 @@ FAST = RetryPolicy(attempts=3, total=5.0, initial=0.05, maximum=0.2)
 
 def plan_for(services: Services, **kw: object) -> LoadPlan:
     args: dict[str, object] = {
-        "tasks": (LoadTask("home", "/", weight=3), LoadTask("order", "/orders", method="POST", json={"n": 1})),
+        "tasks": (
+            LoadTask("home", "/", weight=3),
+            LoadTask("order", "/orders", method="POST", json={"n": 1}),
+        ),
         "users": 4,
         "spawn_rate": 100.0,
         "duration": 3.0,
@@ -56,8 +60,8 @@ def labelled(api: RunningKube, key: str, kinds: tuple[str, ...] = KINDS) -> list
     def find() -> list[str]:
         out = []
         for resource in kinds:
-            for (res, ns, name), obj in _objects(api, resource):
-                labels = (obj.raw.get("metadata") or {}).get("labels") or {}
+            for ns, name, raw in _objects(api, resource):
+                labels = (raw.get("metadata") or {}).get("labels") or {}
                 if labels.get(RUN_LABEL) == key and ns == NS:
                     out.append(f"{resource} {name}")
         return out
@@ -65,13 +69,12 @@ def labelled(api: RunningKube, key: str, kinds: tuple[str, ...] = KINDS) -> list
     return api.call(find)  # type: ignore[no-any-return]
 
 
-def _objects(api: RunningKube, resource: str) -> list[tuple[tuple[object, str, str], object]]:
+def _objects(api: RunningKube, resource: str) -> list[tuple[str | None, str, dict[str, Any]]]:
     emulator = api.emulator
     out = []
-    for key in list(emulator.objects.keys()):
-        res, ns, name = key
-        if f"{res.group}/{res.version}/{res.plural}".lstrip("/") == resource and not emulator.objects[key].deleted:
-            out.append(((res, ns, name), emulator.objects[key]))
+    for (res, ns, name), obj in list(emulator.objects.items()):
+        if f"{res.group}/{res.version}/{res.plural}".lstrip("/") == resource and not obj.deleted:
+            out.append((ns, name, dict(obj.raw)))
     return out
 
 
@@ -84,7 +87,10 @@ def wait_until(what: str, cond: object, timeout: float = 30.0) -> None:
 
 
 def test_evidence_comes_from_the_jobs_locust_and_everything_is_deleted_at_the_end(
-    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+    services: Services,
+    kubelet: Kubelet,
+    options: ClusterOptions,
+    kube_api: RunningKube,  # noqa: F811
 ) -> None:
     plan = plan_for(services)
     driver = ClusterLoadDriver(plan, options, run_id="shop/checkout/run-1")
@@ -121,7 +127,10 @@ def test_evidence_comes_from_the_jobs_locust_and_everything_is_deleted_at_the_en
 
 
 def test_stop_mid_run_deletes_everything_and_keeps_the_evidence_so_far(
-    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+    services: Services,
+    kubelet: Kubelet,
+    options: ClusterOptions,
+    kube_api: RunningKube,  # noqa: F811
 ) -> None:
     driver = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-abort")
     driver.start()
@@ -137,7 +146,10 @@ def test_stop_mid_run_deletes_everything_and_keeps_the_evidence_so_far(
 
 
 def test_a_failed_master_is_the_results_problem_and_everything_is_deleted(
-    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+    services: Services,
+    kubelet: Kubelet,
+    options: ClusterOptions,
+    kube_api: RunningKube,  # noqa: F811
 ) -> None:
     driver = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-crash")
     driver.start()
@@ -145,7 +157,9 @@ def test_a_failed_master_is_the_results_problem_and_everything_is_deleted(
     killed = kubelet.kill("master")
     result = driver.result(timeout=30)
     assert not result.complete
-    assert any(killed.name in p and "ended before its run was done" in p for p in result.problems), result.problems
+    assert any(killed.name in p and "ended before its run was done" in p for p in result.problems), (
+        result.problems
+    )
     assert result.tracks["stable"].requests > 10  # what was measured before the crash is kept
     wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-crash")))
     wait_until("no process left", lambda: not kubelet.running(), timeout=20)
@@ -153,7 +167,10 @@ def test_a_failed_master_is_the_results_problem_and_everything_is_deleted(
 
 
 def test_forbidden_job_create_fails_once_with_its_reason_and_leaves_nothing(
-    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+    services: Services,
+    kubelet: Kubelet,
+    options: ClusterOptions,
+    kube_api: RunningKube,  # noqa: F811
 ) -> None:
     kube_api.emulator.deny("create", "jobs", group="batch")
     driver = ClusterLoadDriver(plan_for(services), options, run_id="run-denied")
@@ -169,7 +186,10 @@ def test_forbidden_job_create_fails_once_with_its_reason_and_leaves_nothing(
 
 
 def test_leftovers_of_the_run_are_deleted_before_a_new_start(
-    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube  # noqa: F811
+    services: Services,
+    kubelet: Kubelet,
+    options: ClusterOptions,
+    kube_api: RunningKube,  # noqa: F811
 ) -> None:
     """A restarted operator (or a repeated start) finds what an earlier attempt left by its label."""
     first = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-again")
@@ -189,3 +209,75 @@ def test_leftovers_of_the_run_are_deleted_before_a_new_start(
         wait_until("no process left", lambda: not kubelet.running(), timeout=20)
     finally:
         first.close()
+
+
+CONTRACT = """\
+apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {{name: checkout, namespace: shop}}
+spec:
+  service: checkout
+  target:
+    stable: {{url: "{stable}"}}
+    canary: {{url: "{canary}"}}
+  router: {{type: nginx, port: 8080}}
+  prometheus: {{url: "http://127.0.0.1:1"}}
+  load:
+    users: 4
+    spawnRate: 100/s
+    duration: 3s
+    workers: {workers}
+    tasks:
+      - {{name: home, get: /}}
+  objectives:
+    - {{sli: http-error-ratio, max: 5%}}
+  steps: [load, 100%]
+"""
+
+
+def test_the_composition_runs_a_contracts_load_as_jobs_when_it_asks_for_more_workers_than_gate_has(
+    services: Services,
+    kubelet: Kubelet,
+    kube_api: RunningKube,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    from gate.compose.drivers import LoadAtScale, drivers_for
+    from gate.contract import SliLibrary, parse_contract
+
+    def contract(workers: object) -> Any:
+        text = CONTRACT.format(
+            stable=services.urls["stable"], canary=services.urls["canary"], workers=workers
+        )
+        return parse_contract(text)
+
+    client = kube.connect(host=kube_api.url)
+    try:
+        at_scale = LoadAtScale(client, "gate:test", local_workers=1)
+        assert at_scale.chooses(contract(2))
+        assert not at_scale.chooses(contract(1))
+        assert not at_scale.chooses(contract('"auto"'))  # one per local core: never more than gate has
+        assert not LoadAtScale(client, "gate:test", local_workers=4).chooses(contract(2))
+
+        the_contract = contract(2)
+        drivers = drivers_for(
+            the_contract, SliLibrary.default(), workdir=tmp_path / "w", load_at_scale=at_scale, run_id="r-1"
+        )
+        load = drivers.load
+        assert load is not None and load.cluster is not None
+        assert load.cluster.namespace == "shop"  # the contract's (the gate's) namespace
+        began = time.time()
+        load.start(0, 3.0)  # the runner's StartLoad
+        wait_until("the Jobs' pods run", lambda: len(kubelet.running()) == 3, timeout=60)
+        wait_until("the master ended", lambda: not kubelet.of_role("master") or not kubelet.running(), 90)
+        load.stop()  # the runner's StopLoad at the step's end
+        evidence = load.evidence(began - 1, time.time() + 1)
+        assert evidence is not None
+        for track in ("stable", "canary"):
+            counts = evidence.get("http-error-ratio", "synthetic", track)  # type: ignore[arg-type]
+            seen = services.seen(track)["sources"]["synthetic"]
+            assert counts is not None and counts.errors == 0  # type: ignore[union-attr]
+            assert 20 < counts.total <= seen <= counts.total + 8  # type: ignore[union-attr]
+        wait_until("every object deleted", lambda: not labelled(kube_api, run_key("r-1")))
+        drivers.close()
+    finally:
+        client.close()
