@@ -17,7 +17,7 @@ from gate.drivers.load import LoadPlan, LoadTask
 from gate.drivers.load.cluster import RUN_LABEL, ClusterLoadDriver, ClusterOptions, run_key
 from gate.errors import RetryPolicy
 from tests.drivers.load.conftest import Services
-from tests.support.kube import RunningKube, kube_api  # noqa: F401  (the fixture)
+from tests.support.kube import RunningKube
 from tests.support.kubelet import Kubelet
 
 NS = "shop"
@@ -42,13 +42,13 @@ def plan_for(services: Services, **kw: object) -> LoadPlan:
 
 
 @pytest.fixture
-def kubelet(kube_api: RunningKube, tmp_path: Path) -> Iterator[Kubelet]:  # noqa: F811
+def kubelet(kube_api: RunningKube, tmp_path: Path) -> Iterator[Kubelet]:
     with Kubelet(kube_api, NS, tmp_path / "kubelet") as k:
         yield k
 
 
 @pytest.fixture
-def options(kube_api: RunningKube) -> Iterator[ClusterOptions]:  # noqa: F811
+def options(kube_api: RunningKube) -> Iterator[ClusterOptions]:
     client = kube.connect(host=kube_api.url)
     yield ClusterOptions(client=client, namespace=NS, image="gate:test", retry=FAST, poll=0.1, startup=30.0)
     client.close()
@@ -90,7 +90,7 @@ def test_evidence_comes_from_the_jobs_locust_and_everything_is_deleted_at_the_en
     services: Services,
     kubelet: Kubelet,
     options: ClusterOptions,
-    kube_api: RunningKube,  # noqa: F811
+    kube_api: RunningKube,
 ) -> None:
     plan = plan_for(services)
     driver = ClusterLoadDriver(plan, options, run_id="shop/checkout/run-1")
@@ -130,7 +130,7 @@ def test_stop_mid_run_deletes_everything_and_keeps_the_evidence_so_far(
     services: Services,
     kubelet: Kubelet,
     options: ClusterOptions,
-    kube_api: RunningKube,  # noqa: F811
+    kube_api: RunningKube,
 ) -> None:
     driver = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-abort")
     driver.start()
@@ -149,7 +149,7 @@ def test_a_failed_master_is_the_results_problem_and_everything_is_deleted(
     services: Services,
     kubelet: Kubelet,
     options: ClusterOptions,
-    kube_api: RunningKube,  # noqa: F811
+    kube_api: RunningKube,
 ) -> None:
     driver = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-crash")
     driver.start()
@@ -170,7 +170,7 @@ def test_forbidden_job_create_fails_once_with_its_reason_and_leaves_nothing(
     services: Services,
     kubelet: Kubelet,
     options: ClusterOptions,
-    kube_api: RunningKube,  # noqa: F811
+    kube_api: RunningKube,
 ) -> None:
     kube_api.emulator.deny("create", "jobs", group="batch")
     driver = ClusterLoadDriver(plan_for(services), options, run_id="run-denied")
@@ -189,7 +189,7 @@ def test_leftovers_of_the_run_are_deleted_before_a_new_start(
     services: Services,
     kubelet: Kubelet,
     options: ClusterOptions,
-    kube_api: RunningKube,  # noqa: F811
+    kube_api: RunningKube,
 ) -> None:
     """A restarted operator (or a repeated start) finds what an earlier attempt left by its label."""
     first = ClusterLoadDriver(plan_for(services, duration=60.0), options, run_id="run-again")
@@ -239,7 +239,7 @@ def test_the_composition_runs_a_contracts_load_as_jobs_when_it_asks_for_more_wor
     services: Services,
     kubelet: Kubelet,
     kube_api: RunningKube,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     from gate.compose.drivers import LoadAtScale, drivers_for
     from gate.contract import SliLibrary, parse_contract
@@ -281,3 +281,92 @@ def test_the_composition_runs_a_contracts_load_as_jobs_when_it_asks_for_more_wor
         drivers.close()
     finally:
         client.close()
+
+
+def _run_contract(services: Services, port: int) -> str:
+    return (
+        CONTRACT.format(stable=services.urls["stable"], canary=services.urls["canary"], workers=2)
+        .replace("type: nginx, port: 8080", f"type: nginx, port: {port}")
+        .replace("duration: 3s", "duration: 60s")
+        .replace("steps: [load, 100%]", "steps: [load 60s, 100%]")
+    )
+
+
+def _run_parts(services: Services, kube_api: RunningKube, tmp_path: Path) -> Any:
+    from gate.compose import start_run
+    from gate.contract import parse_contract
+    from gate.drivers.nginx import nginx_binary
+    from gate.settings import Settings
+    from tests.support.ports import free_port
+
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (Debian package nginx)")
+    text = _run_contract(services, free_port())
+    settings = Settings(
+        store=f"sqlite:///{tmp_path}/runs.sqlite",
+        nginx_prefix=tmp_path / "nginx",
+        load_image="gate:test",
+        load_local_workers=1,
+    )
+    client = kube.connect(host=kube_api.url)
+    parts = start_run(
+        parse_contract(text), text, settings=settings, store=settings.store, face="test", kube_client=client
+    )
+    return parts, client
+
+
+def _advance_until(parts: Any, what: str, cond: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:g}s (state {parts.runner.state})")
+        parts.runner.advance(time.time())
+        time.sleep(0.2)
+
+
+def test_a_forbidden_job_create_fails_the_load_step_once_with_its_reason(
+    services: Services,
+    kubelet: Kubelet,
+    kube_api: RunningKube,
+    tmp_path: Path,
+) -> None:
+    from gate.drivers.nginx import NginxServer
+
+    kube_api.emulator.deny("create", "jobs", group="batch")
+    parts, client = _run_parts(services, kube_api, tmp_path)
+    try:
+        _advance_until(parts, "the run ended", lambda: parts.runner.state.terminal)
+        state = parts.runner.state
+        assert state.status == "failed", state  # a driver that cannot start: rolled back, failed
+        assert "start_load failed" in state.reason and "cannot create Job shop/" in state.reason
+        assert "403" in state.reason and "grant gate's identity `create` on jobs" in state.reason
+        assert len(kube_api.emulator.calls_of("create", "jobs")) == 1  # once: permanent
+        assert not labelled(kube_api, run_key(parts.run_id))
+    finally:
+        parts.close()
+        client.close()
+        NginxServer(tmp_path / "nginx").stop()
+
+
+def test_an_abort_during_the_load_step_deletes_the_jobs(
+    services: Services,
+    kubelet: Kubelet,
+    kube_api: RunningKube,
+    tmp_path: Path,
+) -> None:
+    from gate.drivers.nginx import NginxServer
+    from gate.engine.machine import Abort
+
+    parts, client = _run_parts(services, kube_api, tmp_path)
+    try:
+        _advance_until(parts, "the Jobs' pods run", lambda: len(kubelet.running()) == 3)
+        assert labelled(kube_api, run_key(parts.run_id), KINDS[:3])  # the run's Jobs, by its label
+        parts.runner.request(Abort(at=time.time(), by="tester", reason="enough"))
+        _advance_until(parts, "the run ended", lambda: parts.runner.state.terminal)
+        assert parts.runner.state.status == "rolled_back"
+        wait_until("every object deleted", lambda: not labelled(kube_api, run_key(parts.run_id)))
+        wait_until("no process left", lambda: not kubelet.running(), timeout=20)
+    finally:
+        parts.close()
+        client.close()
+        NginxServer(tmp_path / "nginx").stop()
