@@ -94,6 +94,7 @@ class Kubelet:
         self.poll = poll
         self.client = kube.connect(host=api.url)
         self.pods: dict[str, PodProcess] = {}
+        self.history: list[PodProcess] = []  # every pod started, kept after it is collected
         self.jobs: dict[str, str] = {}  # job name -> its uid
         self.ports: dict[str, int] = {}  # load instance -> the loopback port its Service maps to
         self.errors: list[str] = []
@@ -228,6 +229,7 @@ class Kubelet:
         self.client.create(kube.ObjectRef(kube.POD, self.namespace, name), body)
         with self._lock:
             self.pods[name] = pod
+            self.history.append(pod)
         pod.log.touch()
         pod.proc = subprocess.Popen(
             command,
