@@ -34,12 +34,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import kmock
 
 from gate.drivers import kube
-from tests.support.kube import RunningKube, api_error
+from tests.support.kube import KubeEmulator, api_error
 from tests.support.ports import free_port
 
 JSON = dict[str, Any]
@@ -59,6 +59,17 @@ RESOURCES = {
     ),
 }  # fmt: skip
 GRACE = 10.0
+
+
+class Emulated(Protocol):
+    """A served KubeEmulator: tests.support.kube.RunningKube or tests.operator.emulator.EmulatorThread."""
+
+    url: str
+
+    @property
+    def emulator(self) -> KubeEmulator: ...
+
+    def call(self, fn: Any) -> Any: ...
 
 
 @dataclass
@@ -87,7 +98,7 @@ class PodProcess:
 class Kubelet:
     """Runs the Jobs of ``namespace`` on this machine (see the module's docstring)."""
 
-    def __init__(self, api: RunningKube, namespace: str, workdir: Path, *, poll: float = 0.2) -> None:
+    def __init__(self, api: Emulated, namespace: str, workdir: Path, *, poll: float = 0.2) -> None:
         self.api = api
         self.namespace = namespace
         self.workdir = workdir
@@ -278,7 +289,7 @@ class Kubelet:
             elif previous == "--port":
                 arg = str(port)  # the Service's port, mapped per load instance
             elif previous == "--master-host":
-                if not self.api.exists("v1/services", self.namespace, given):
+                if not self._exists("v1/services", given):
                     self.errors.append(f"no Service {given}: the name does not resolve")
                 else:
                     arg = "127.0.0.1"
@@ -286,6 +297,10 @@ class Kubelet:
                 arg = arg.replace(path, str(local))
             out.append(arg)
         return out
+
+    def _exists(self, resource: str, name: str) -> bool:
+        emulator = self.api.emulator
+        return bool(self.api.call(lambda: emulator.exists(resource, self.namespace, name)))
 
     def _set_status(self, pod: PodProcess, code: int | None) -> None:
         status: JSON = {"phase": pod.phase}
