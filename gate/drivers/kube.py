@@ -518,14 +518,13 @@ class KubeClient:
 
 
 def _stream_lines(raw: Any) -> Iterator[bytes]:
-    """The lines of a streamed answer (urllib3's response), as they arrive."""
+    """The complete lines of a streamed answer (urllib3's response), as they arrive. Bytes after the
+    last newline are not a line: a stream cut mid-line would otherwise hand over half a record."""
     pending = b""
     for chunk in raw.stream(64 * 1024, decode_content=True):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         yield from lines
-    if pending:
-        yield pending
 
 
 def _hint(verb: str, ref: ObjectRef, status: int, sub: str | None) -> str:

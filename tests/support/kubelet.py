@@ -109,6 +109,7 @@ class Kubelet:
         self.jobs: dict[str, str] = {}  # job name -> its uid
         self.ports: dict[str, int] = {}  # load instance -> the loopback port its Service maps to
         self.errors: list[str] = []
+        self.cut_logs: list[int] = []  # the next follow streams end after this many lines (mid-line)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -321,20 +322,29 @@ class Kubelet:
                 400, "BadRequest", f'container "{pod.role}" in pod "{pod.name}" is waiting to start'
             )
         follow = request.params.get("follow") in ("true", "1")
-        return _log_stream(pod, follow)
+        cut = self.cut_logs.pop(0) if follow and self.cut_logs else None
+        return _log_stream(pod, follow, cut)
 
 
-async def _log_stream(pod: PodProcess, follow: bool) -> AsyncIterator[bytes]:
+async def _log_stream(pod: PodProcess, follow: bool, cut: int | None = None) -> AsyncIterator[bytes]:
+    """The pod's log from its start; following, until the process ended and all is sent. ``cut``: end
+    this stream after that many lines and half of the next one, the container still running (an
+    API server or kubelet restarting cuts streams so)."""
     yield b""  # the answer's headers go at once, as the API server's do
+    sent = 0
     with pod.log.open("rb") as fh:
         pending = b""
         while True:
             chunk = fh.read(256 * 1024)
             if chunk:
                 pending += chunk
-                lines, _, pending = pending.rpartition(b"\n")
-                if lines:
-                    yield lines + b"\n"
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if cut is not None and sent == cut:
+                        yield line[: len(line) // 2]
+                        return
+                    yield line + b"\n"
+                    sent += 1
                 continue
             if not follow or pod.finished:
                 rest = fh.read()

@@ -271,16 +271,32 @@ class ClusterLoadDriver:
         while True:
             try:
                 self.options.client.follow_log(ref, consume, idle_timeout=self.plan.duration + STARTUP_GRACE)
-                return  # the stream ended: the master stopped
             except kube.KubeError as exc:
                 if is_permanent(exc) and not isinstance(exc, kube.KubeInvalidError):
                     raise  # forbidden, gone: no log to read
                 # 400 (the container is still starting) and temporary troubles: open it again.
-                reopens += 1
-                if reopens > LOG_REOPENS or self._stopping.is_set():
-                    raise
-                log.info("load %s: the master's log broke (%s); opening it again", self.name, exc)
-                self.options.sleep(min(2.0**reopens * 0.25, 4.0))
+                why = str(exc)
+            else:
+                # The stream ended. The master stopped — unless the API server cut a stream of a
+                # container still running (a restarted kubelet or API server does): then read on.
+                if self._stopping.is_set() or self._done() or not self._still_running(pod):
+                    return
+                why = "the stream ended while the master still runs"
+            reopens += 1
+            if reopens > LOG_REOPENS or self._stopping.is_set():
+                raise LoadError(f"the log of the master pod {pod} broke {reopens} times; last: {why}")
+            log.info("load %s: the master's log broke (%s); opening it again", self.name, why)
+            self.options.sleep(min(2.0**reopens * 0.25, 4.0))
+
+    def _done(self) -> bool:
+        with self._lock:
+            return self._agg.done
+
+    def _still_running(self, pod: str) -> bool:
+        return any(
+            p["metadata"]["name"] == pod and (p.get("status") or {}).get("phase") == "Running"
+            for p in self._master_pods()
+        )
 
     def _add(self, line: bytes) -> None:
         record = parse_line(line)

@@ -134,6 +134,23 @@ def test_evidence_comes_from_the_jobs_locust_and_everything_is_deleted_at_the_en
     assert ("get", "pods", "log") in asked
 
 
+def test_a_cut_log_stream_is_opened_again_without_losing_or_repeating_a_record(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube
+) -> None:
+    kubelet.cut_logs = [3, 5]  # the first two streams end mid-line while the master runs
+    driver = ClusterLoadDriver(plan_for(services, duration=4.0), options, run_id="run-cut")
+    driver.start()
+    result = driver.result(timeout=90)
+    assert result.complete, result.problems
+    log_reads = [c for c in kube_api.emulator.calls_of("get", "pods") if c.subresource == "log"]
+    assert len(log_reads) >= 3  # opened again twice
+    for track in ("stable", "canary"):
+        seen = services.seen(track)["requests"]
+        measured = result.tracks[track].requests
+        assert 20 < measured <= seen <= measured + 8  # no batch lost, none counted twice
+    wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-cut")))
+
+
 def test_stop_mid_run_deletes_everything_and_keeps_the_evidence_so_far(
     services: Services,
     kubelet: Kubelet,
