@@ -137,7 +137,9 @@ def test_evidence_comes_from_the_jobs_locust_and_everything_is_deleted_at_the_en
 def test_a_cut_log_stream_is_opened_again_without_losing_or_repeating_a_record(
     services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube
 ) -> None:
-    kubelet.cut_logs = [3, 5]  # the first two streams end mid-line while the master runs
+    # The first two streams end mid-line while the master runs: after the workers' second batches
+    # (the first ones are empty baselines), then a few batches later.
+    kubelet.cut_logs = [6, 11]
     driver = ClusterLoadDriver(plan_for(services, duration=4.0), options, run_id="run-cut")
     driver.start()
     result = driver.result(timeout=90)
