@@ -212,6 +212,19 @@ def test_forbidden_job_create_fails_once_with_its_reason_and_leaves_nothing(
     assert not kubelet.pods
 
 
+def test_temporary_api_errors_are_retried_within_the_budget(
+    services: Services, kubelet: Kubelet, options: ClusterOptions, kube_api: RunningKube
+) -> None:
+    kube_api.emulator.fail(503, verb="create", resource="jobs", times=2)
+    kube_api.emulator.fail(429, verb="list", resource="pods", times=1, retry_after=0)
+    driver = ClusterLoadDriver(plan_for(services, duration=2.0), options, run_id="run-flaky")
+    driver.start()
+    result = driver.result(timeout=90)
+    assert result.complete, result.problems
+    assert len(kube_api.emulator.calls_of("create", "jobs")) == 4  # two refused, then both Jobs
+    wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-flaky")))
+
+
 def test_leftovers_of_the_run_are_deleted_before_a_new_start(
     services: Services,
     kubelet: Kubelet,
