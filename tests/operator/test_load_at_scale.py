@@ -166,3 +166,51 @@ def test_the_operator_runs_a_gates_load_as_jobs_and_deletes_them(
             counted = look.evidence["http-error-ratio"]["synthetic"][track]
             seen = services.seen(track)["sources"].get("synthetic", 0)
             assert 20 < counted["n"] <= seen and counted["errors"] == 0, (counted, seen)
+
+
+def test_after_an_operator_restart_the_runs_leftover_jobs_are_deleted(
+    emulator: EmulatorThread,
+    client: kube.KubeClient,
+    operators: Operators,
+    services: Services,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The load of a step does not survive its operator (as a local Locust does not): the operator that
+    resumes the run finds the Jobs by the run's label and deletes them."""
+    client.create(
+        ROUTE,
+        {"spec": {"rules": [{"backendRefs": [{"name": "checkout-stable", "port": 8080, "weight": 100}]}]}},
+    )
+    client.create(
+        CANARY,
+        {"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "app", "image": "c:2"}]}}}},
+    )
+    monkeypatch.setenv("GATE_LOAD_IMAGE", "gate:test")
+    monkeypatch.setenv("GATE_LOAD_LOCAL_WORKERS", "1")
+    with (
+        live_prometheus(tmp_path / "prom") as prom,
+        Kubelet(emulator, "shop", tmp_path / "kubelet") as kubelet,
+    ):
+        first = operators.start(name="first")
+        locustfile = tmp_path / "shop_locust.py"
+        locustfile.write_text(LOCUSTFILE)
+        spec = _spec(services, prom.url, locustfile)
+        spec["load"]["duration"] = "60s"
+        spec["steps"] = ["20%", "load 60s", "100%"]
+        client.create(gate_ref(), {"spec": spec})
+        wait_for(lambda: len(kubelet.running()) == 3, 60, first.tail)
+        left = _load_objects(emulator)
+        assert left
+        run_id = (client.get(gate_ref()).get("status") or {}).get("runId")
+        first.kill()  # SIGKILL mid-step: the Jobs stay behind
+        assert _load_objects(emulator) == left
+        second = operators.start(name="second")
+        wait_for(
+            lambda: not _load_objects(emulator), 30, lambda: second.tail() + str(_load_objects(emulator))
+        )
+        wait_for(lambda: not kubelet.running(), 30)
+        status = client.get(gate_ref()).get("status") or {}
+        # The same run, resumed in its step (not started again, so no new Jobs either).
+        assert status.get("runId") == run_id and status.get("stepLabel") == "2/3 load 1m", status
+        assert sorted(p.role for p in kubelet.history) == ["master", "worker", "worker"]
