@@ -6,8 +6,9 @@
   namespace is `--namespace`, else the kubeconfig context's, else the pod's, else none (the contract
   or `default` decides: see `gate.drivers.routers.factory`).
 - Objects travel as plain JSON dicts, exactly as the API server sends them, for every kind gate
-  touches (custom objects, Deployments, Ingresses, Services, access reviews) — no model round trip
-  that could drop or rename a field gate does not own.
+  touches (custom objects, Deployments, Ingresses, Services, ConfigMaps, Jobs, access reviews) — no
+  model round trip that could drop or rename a field gate does not own. A pod's log is streamed line
+  by line (`follow_log`).
 - Writes are JSON merge patches computed from a read-modify-write (`modify`), carrying the
   `metadata.resourceVersion` that was read: the API server refuses the write with 409 Conflict when
   the object changed meanwhile. Fields the mutation did not change are not in the patch; when nothing
