@@ -173,15 +173,16 @@ def drivers_for(
             cluster=cluster,
             run_id=run_id,
         )
-        try:
-            recovered += [f"load Job object deleted: {what}" for what in load.recover()]
-        except Exception as exc:  # the next start deletes them too; their deadline stops them anyway
-            problems.append(f"could not delete the load Jobs an earlier process left: {exc}")
     chaos = None
     if contract.spec.chaos:
         driver = ChaosDriver(FaultLedger(workdir / "faults.ledger"), workdir=workdir / "chaos")
         recovered += driver.recover()  # before anything else: what a killed gate left is undone first
         chaos = ChaosRunner(driver, specs_from_contract(contract), context=fault_context)
+    if load is not None:  # after the faults: load an earlier process left only adds traffic
+        try:
+            recovered += [f"load Job object deleted: {what}" for what in load.recover()]
+        except Exception as exc:  # the next start deletes them too; their deadline stops them anyway
+            problems.append(f"could not delete the load Jobs an earlier process left: {exc}")
     channels, channel_problems = channels_from_contract(
         list(contract.spec.policy.notify), source=contract.metadata.name
     )
