@@ -166,7 +166,13 @@ class ClusterLoadDriver:
         plan = self.plan
         extra: dict[str, str] = {}
         if plan.locustfile:
-            extra["locustfile.py"] = Path(plan.locustfile).read_text()
+            try:
+                extra["locustfile.py"] = Path(plan.locustfile).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise LoadError(
+                    f"load at scale: cannot read the locustfile {plan.locustfile} to send it to the "
+                    f"load's pods: {exc}"
+                ) from exc
             plan = dataclasses.replace(plan, locustfile=f"{PLAN_DIR}/locustfile.py")
         objects = job_manifests(
             plan,
