@@ -410,3 +410,27 @@ def test_an_abort_during_the_load_step_deletes_the_jobs(
         parts.close()
         client.close()
         NginxServer(tmp_path / "nginx").stop()
+
+
+def test_a_master_pod_that_never_starts_ends_the_run_with_its_reason_and_deletes_everything(
+    services: Services, options: ClusterOptions, kube_api: RunningKube
+) -> None:
+    """No kubelet runs the pods (no node has room, the image cannot be pulled)."""
+    from dataclasses import replace
+
+    from tests.support.kubelet import RESOURCES
+
+    def register() -> None:
+        for key, info in RESOURCES.items():
+            kube_api.emulator.resources[key] = info
+
+    kube_api.call(register)
+    driver = ClusterLoadDriver(plan_for(services), replace(options, startup=1.5), run_id="run-pending")
+    driver.start()
+    assert labelled(kube_api, run_key("run-pending"))
+    result = driver.result(timeout=30)
+    assert not result.complete and result.tracks["stable"].requests == 0
+    assert any("did not start within 1.5s" in p and "describe job" in p for p in result.problems), (
+        result.problems
+    )
+    wait_until("every object deleted", lambda: not labelled(kube_api, run_key("run-pending")))
