@@ -51,6 +51,21 @@ class Settings(BaseSettings):
     kube_qps: float = Field(20.0, gt=0, le=1000, description="Kubernetes API requests per second at most")
     kube_burst: int = Field(40, ge=1, le=10000, description="Kubernetes API requests in a burst at most")
 
+    # --- load at scale (the operator runs a contract's Locust as Jobs)
+    load_image: str | None = Field(
+        None,
+        description="Image of the load Jobs (gate's own); unset: load always runs in gate's own processes",
+    )
+    load_local_workers: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Locust workers gate runs itself; a contract asking for more runs them as Jobs "
+        "(default: this machine's or pod's CPUs)",
+    )
+    load_worker_cpu: str = Field("1", description="CPU of each load Job pod (request = limit)")
+    load_worker_memory: str = Field("512Mi", description="Memory of each load Job pod (request = limit)")
+
     # --- the local (nginx) router and built-in faults
     nginx_prefix: Path = Field(Path(".gate/nginx"), description="Directory of gate's own nginx router")
     listen_port: int | None = Field(

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.compose.drivers import Drivers, EvidenceFactory, drivers_for
+from gate.compose.drivers import Drivers, EvidenceFactory, LoadAtScale, drivers_for
 from gate.contract import Contract, ContractError, SliLibrary, parse_contract
 from gate.drivers import kube
 from gate.drivers.diagnostics import Target
@@ -43,6 +45,7 @@ from gate.settings import Settings
 __all__ = [
     "Drivers",
     "EvidenceFactory",
+    "LoadAtScale",
     "RunParts",
     "build_router",
     "contract_digest",
@@ -170,6 +173,7 @@ def start_run(
     on_retry: Callable[[str, int, str, float], None] | None = None,
     holder: str | None = None,
     evidence: EvidenceFactory | None = None,
+    kube_client: kube.KubeClient | None = None,
 ) -> RunParts:
     """Record a new run of ``contract`` and build its parts (the router from the contract unless given).
 
@@ -178,8 +182,12 @@ def start_run(
     ``holder`` (e.g. ``gate-run/HOST/PID``, an operator pod's name): lease the run to this process and
     renew the lease in the background, so no other process drives it at the same time; the runner's
     writes are fenced by it (``LeaseLost`` if it is taken over). ``evidence``: the run's analyst and
-    Prometheus client come from this factory (the operator's shared, bounded clients)."""
+    Prometheus client come from this factory (the operator's shared, bounded clients).
+    ``kube_client`` with ``settings.load_image``: load at scale (a contract asking for more Locust
+    workers than ``settings.load_local_workers`` runs them as Jobs, see ``LoadAtScale``)."""
     opened, the_store = _store(store)
+    # The id is known before the drivers: load Jobs are labelled with it.
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
     try:
         the_router = router if router is not None else build_router(contract, settings)
         drivers = _drivers(
@@ -189,6 +197,8 @@ def start_run(
             stable_url=stable_url,
             canary_url=canary_url,
             evidence=evidence,
+            kube_client=kube_client,
+            run_id=run_id,
         )
     except BaseException:
         if opened:
@@ -244,6 +254,7 @@ def resume_run(
     on_retry: Callable[[str, int, str, float], None] | None = None,
     holder: str | None = None,
     evidence: EvidenceFactory | None = None,
+    kube_client: kube.KubeClient | None = None,
 ) -> tuple[RunParts, list[str]]:
     """The parts of recorded run ``run_id``, from the contract text and plan recorded with it.
 
@@ -293,6 +304,8 @@ def resume_run(
             stable_url=str(meta.get("stable_url") or "") or None,
             canary_url=str(meta.get("canary_url") or "") or None,
             evidence=evidence,
+            kube_client=kube_client,
+            run_id=run_id,
         )
     except BaseException:
         if keeper is not None:
@@ -355,9 +368,22 @@ def _drivers(
     stable_url: str | None,
     canary_url: str | None,
     evidence: EvidenceFactory | None = None,
+    kube_client: kube.KubeClient | None = None,
+    run_id: str = "",
 ) -> Drivers:
     # Relative files (OpenAPI, chaos experiments) were resolved when the contract was validated.
     library = SliLibrary.default(extra=contract.spec.slis)
+    at_scale = (
+        LoadAtScale(
+            kube_client,
+            settings.load_image,
+            local_workers=settings.load_local_workers,
+            cpu=settings.load_worker_cpu,
+            memory=settings.load_worker_memory,
+        )
+        if kube_client is not None and settings.load_image
+        else None
+    )
     return drivers_for(
         contract,
         library,
@@ -368,6 +394,8 @@ def _drivers(
         stable_url=stable_url,
         canary_url=canary_url,
         evidence=evidence,
+        load_at_scale=at_scale,
+        run_id=run_id,
     )
 
 

@@ -13,19 +13,30 @@ import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gate.contract import Contract, SliLibrary
 from gate.drivers.chaos import ChaosDriver, ChaosRun, ChaosWindow, ExperimentSpec, FaultContext
 from gate.drivers.load import LoadDriver, LoadPlan, LoadResult
+from gate.drivers.load.cluster import ClusterLoadDriver, ClusterOptions, delete_run_objects, run_key
 from gate.drivers.load.evidence import load_evidence
 from gate.judge import Evidence
 
 log = logging.getLogger(__name__)
 
 
+class _LoadRun(Protocol):
+    """What ``LoadDriver`` (local processes) and ``ClusterLoadDriver`` (Jobs) both offer."""
+
+    def stop(self) -> None: ...
+    def result(self, timeout: float | None = None) -> LoadResult: ...
+    def partial(self) -> LoadResult: ...
+    def close(self) -> None: ...
+
+
 class LoadRunner:
-    """Gate's synthetic load for ``gate run``: one Locust run per load step."""
+    """Gate's synthetic load: one Locust run per load step, in gate's own processes or, with
+    ``cluster`` (load at scale), as Kubernetes Jobs labelled with ``run_id``."""
 
     def __init__(
         self,
@@ -35,13 +46,17 @@ class LoadRunner:
         stable_url: str | None = None,
         canary_url: str | None = None,
         workdir: Path | None = None,
+        cluster: ClusterOptions | None = None,
+        run_id: str = "",
     ) -> None:
         self.contract = contract
         self.library = library
         self.stable_url = stable_url
         self.canary_url = canary_url
         self.workdir = workdir
-        self._driver: LoadDriver | None = None
+        self.cluster = cluster
+        self.run_id = run_id
+        self._driver: _LoadRun | None = None
         self._last: LoadResult | None = None
         self._lock = threading.Lock()
 
@@ -51,11 +66,21 @@ class LoadRunner:
         plan = LoadPlan.from_contract(
             self.contract, stable_url=self.stable_url, canary_url=self.canary_url, duration=duration
         )
-        workdir = None if self.workdir is None else self.workdir / f"load-step-{step}"
-        driver = LoadDriver(plan, workdir=workdir)
-        driver.start()
+        driver: _LoadRun
+        if self.cluster is not None:
+            driver = ClusterLoadDriver(plan, self.cluster, run_id=self.run_id).start()
+        else:
+            workdir = None if self.workdir is None else self.workdir / f"load-step-{step}"
+            driver = LoadDriver(plan, workdir=workdir).start()
         with self._lock:
             self._driver = driver
+
+    def recover(self) -> list[str]:
+        """Delete the Jobs, Services and ConfigMaps an earlier process left for this run (load at
+        scale: found by the run's label); what was deleted. Local load dies with its gate: nothing."""
+        if self.cluster is None:
+            return []
+        return delete_run_objects(self.cluster, run_key(self.run_id))
 
     def stop(self) -> None:
         """Stop the load (its final batch is kept as the last result)."""

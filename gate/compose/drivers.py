@@ -20,6 +20,9 @@ from gate.compose.analysis import ContractAnalyst
 from gate.contract import Contract, SliLibrary
 from gate.drivers.chaos import ChaosDriver, ChaosWindow, FaultLedger, specs_from_contract
 from gate.drivers.diagnostics import DiagnosticsCapture, Target
+from gate.drivers.kube import KubeClient
+from gate.drivers.load.cluster import ClusterOptions
+from gate.drivers.load.plan import usable_cores
 from gate.drivers.notify import Notifier, channels_from_contract
 from gate.drivers.prometheus import PrometheusClient
 from gate.drivers.prometheus.auth import SecretReader, client_for
@@ -45,6 +48,33 @@ class EvidenceFactory(Protocol):
         extra_evidence: Callable[[float, float], Evidence | None] | None,
         chaos_window: Callable[[str], ChaosWindow | None] | None,
     ) -> tuple[ContractAnalyst, PrometheusClient | None]: ...
+
+
+@dataclass(frozen=True)
+class LoadAtScale:
+    """Load at scale is possible: a contract asking for more Locust workers than ``local_workers``
+    runs them as Jobs, created by ``client`` in the contract's namespace from ``image``."""
+
+    client: KubeClient
+    image: str
+    local_workers: int | None = None  # None: this machine's (pod's) usable CPUs
+    cpu: str = "1"
+    memory: str = "512Mi"
+
+    def chooses(self, contract: Contract) -> bool:
+        """Whether the contract's load runs as Jobs (it asks for more workers than gate runs itself)."""
+        load = contract.spec.load
+        workers = load.workers if load is not None else 1
+        local = self.local_workers if self.local_workers is not None else usable_cores()
+        return isinstance(workers, int) and workers > local
+
+    def options(self, contract: Contract) -> ClusterOptions:
+        from gate.drivers.routers.factory import namespace_for
+
+        namespace = namespace_for(contract, None, self.client.namespace)
+        return ClusterOptions(
+            client=self.client, namespace=namespace, image=self.image, cpu=self.cpu, memory=self.memory
+        )
 
 
 @dataclass
@@ -96,8 +126,14 @@ def drivers_for(
     canary_url: str | None = None,
     secrets: SecretReader | None = None,
     evidence: EvidenceFactory | None = None,
+    load_at_scale: LoadAtScale | None = None,
+    run_id: str = "",
 ) -> Drivers:
     """The drivers for a rollout of ``contract``; ``workdir`` keeps the fault ledger and driver files.
+
+    ``load_at_scale`` (the operator): the load runs as Kubernetes Jobs labelled with ``run_id`` when
+    the contract asks for more workers than gate runs itself; what an earlier process left of the
+    run's Jobs is deleted here (the load of a step does not survive its gate, as local load does not).
 
     ``secrets`` reads a Kubernetes Secret key (name, key) -> value for `spec.prometheus.auth`; only the
     operator has one to give, elsewhere a Secret reference is refused. ``evidence`` builds the analyst
@@ -120,19 +156,37 @@ def drivers_for(
         else None
     )
     load = None
+    recovered: list[str] = []
+    problems: list[str] = []
     if contract.spec.load is not None:
+        cluster = (
+            load_at_scale.options(contract)
+            if load_at_scale is not None and load_at_scale.chooses(contract)
+            else None
+        )
         load = LoadRunner(
-            contract, library, stable_url=stable_url, canary_url=canary_url, workdir=workdir / "load"
+            contract,
+            library,
+            stable_url=stable_url,
+            canary_url=canary_url,
+            workdir=workdir / "load",
+            cluster=cluster,
+            run_id=run_id,
         )
     chaos = None
-    recovered: list[str] = []
     if contract.spec.chaos:
         driver = ChaosDriver(FaultLedger(workdir / "faults.ledger"), workdir=workdir / "chaos")
-        recovered = driver.recover()  # before anything else: what a killed gate left is undone first
+        recovered += driver.recover()  # before anything else: what a killed gate left is undone first
         chaos = ChaosRunner(driver, specs_from_contract(contract), context=fault_context)
-    channels, problems = channels_from_contract(
+    if load is not None:  # after the faults: load an earlier process left only adds traffic
+        try:
+            recovered += [f"load Job object deleted: {what}" for what in load.recover()]
+        except Exception as exc:  # the next start deletes them too; their deadline stops them anyway
+            problems.append(f"could not delete the load Jobs an earlier process left: {exc}")
+    channels, channel_problems = channels_from_contract(
         list(contract.spec.policy.notify), source=contract.metadata.name
     )
+    problems += channel_problems
     notifier = (
         Notifier(channels, defaults={"service": contract.spec.service or contract.metadata.name})
         if channels

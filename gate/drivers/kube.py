@@ -6,8 +6,9 @@
   namespace is `--namespace`, else the kubeconfig context's, else the pod's, else none (the contract
   or `default` decides: see `gate.drivers.routers.factory`).
 - Objects travel as plain JSON dicts, exactly as the API server sends them, for every kind gate
-  touches (custom objects, Deployments, Ingresses, Services, access reviews) — no model round trip
-  that could drop or rename a field gate does not own.
+  touches (custom objects, Deployments, Ingresses, Services, ConfigMaps, Jobs, access reviews) — no
+  model round trip that could drop or rename a field gate does not own. A pod's log is streamed line
+  by line (`follow_log`).
 - Writes are JSON merge patches computed from a read-modify-write (`modify`), carrying the
   `metadata.resourceVersion` that was read: the API server refuses the write with 409 Conflict when
   the object changed meanwhile. Fields the mutation did not change are not in the patch; when nothing
@@ -23,12 +24,13 @@ Every call blocks; the operator runs them in threads, never on its event loop.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,9 @@ VIRTUALSERVICE = Resource("networking.istio.io", "v1", "virtualservices", "Virtu
 INGRESS = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
 DEPLOYMENT = Resource("apps", "v1", "deployments", "Deployment")
 SERVICE = Resource("", "v1", "services", "Service")
+CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
+POD = Resource("", "v1", "pods", "Pod")
+JOB = Resource("batch", "v1", "jobs", "Job")
 ACCESS_REVIEW = Resource(
     "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", namespaced=False
 )
@@ -326,11 +331,16 @@ class KubeClient:
         created = self._send("create", ref, "POST", r.path(ref.namespace), body=obj)
         return created or self.get(ref)
 
-    def delete(self, ref: ObjectRef, *, resource_version: str | None = None) -> None:
-        """Delete the object; with `resource_version`, only if it is still that version (else conflict)."""
+    def delete(
+        self, ref: ObjectRef, *, resource_version: str | None = None, propagation: str | None = None
+    ) -> None:
+        """Delete the object; with `resource_version`, only if it is still that version (else conflict).
+        `propagation` is the DeleteOptions' propagationPolicy (`Background`: a Job's pods go too)."""
         body: JSON = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
+        if propagation:
+            body["propagationPolicy"] = propagation
         self._send("delete", ref, "DELETE", ref.resource.path(ref.namespace, ref.name), body=body)
 
     def patch(self, ref: ObjectRef, patch: Mapping[str, Any]) -> JSON:
@@ -352,6 +362,25 @@ class KubeClient:
         answer = self._send("list", where, "GET", resource.path(namespace), query=query)
         items = answer.get("items") or []
         return [item for item in items if isinstance(item, dict)]
+
+    def follow_log(
+        self,
+        ref: ObjectRef,
+        consume: Callable[[Iterator[bytes]], None],
+        *,
+        container: str | None = None,
+        idle_timeout: float = 300.0,
+    ) -> None:
+        """Stream a pod's log (`GET .../pods/NAME/log?follow=true`): `consume` gets its lines as they
+        come and returns when it wants no more (or when the stream ends: the container stopped).
+
+        `idle_timeout` bounds the wait for the next bytes of a quiet log (then KubeUnavailableError:
+        the caller may open it again); `ref.resource` is POD."""
+        query = {"follow": "true"}
+        if container:
+            query["container"] = container
+        path = ref.resource.path(ref.namespace, ref.name, "log")
+        self._send("get", ref, "GET", path, query=query, sub="log", consume=consume, idle=idle_timeout)
 
     def modify(self, ref: ObjectRef, mutate: Callable[[JSON], JSON | None]) -> JSON:
         """Read-modify-write with optimistic concurrency, once.
@@ -415,7 +444,11 @@ class KubeClient:
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
         sub: str | None = None,
+        consume: Callable[[Iterator[bytes]], None] | None = None,
+        idle: float | None = None,
     ) -> JSON:
+        """One request. With `consume`, a 2xx answer's body goes to it line by line as it streams
+        (and {} is returned); `idle` is then the longest wait for the next bytes."""
         wait = self.rate.wait_time()
         if wait > 0:
             self._sleep(wait)
@@ -431,7 +464,16 @@ class KubeClient:
                 body=body,
                 auth_settings=["BearerToken"],
             )
-            response = self._api_client.call_api(*request, _request_timeout=self.timeout)
+            timeout: float | tuple[float, float] = self.timeout if idle is None else (self.timeout, idle)
+            response = self._api_client.call_api(*request, _request_timeout=timeout)
+            if consume is not None and 200 <= response.status <= 299:
+                try:
+                    consume(_stream_lines(response.response))
+                finally:
+                    # Closed, not returned to the pool: a stream left early has unread bytes.
+                    with contextlib.suppress(Exception):
+                        response.response.close()
+                return {}
             data = response.read()  # type: ignore[no-untyped-call]
         except ApiException as exc:
             raise _translate(
@@ -474,6 +516,16 @@ class KubeClient:
                 f"cannot {verb} {ref}: the answer is {type(result).__name__}, not an object"
             )
         return result
+
+
+def _stream_lines(raw: Any) -> Iterator[bytes]:
+    """The complete lines of a streamed answer (urllib3's response), as they arrive. Bytes after the
+    last newline are not a line: a stream cut mid-line would otherwise hand over half a record."""
+    pending = b""
+    for chunk in raw.stream(64 * 1024, decode_content=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
 
 
 def _hint(verb: str, ref: ObjectRef, status: int, sub: str | None) -> str:

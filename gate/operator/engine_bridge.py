@@ -349,6 +349,7 @@ def start_run(
         meta=meta,
         on_look=on_look,
         evidence=_evidence(parts),
+        kube_client=parts.kube,  # load at scale: Jobs through the operator's rate-limited client
     )
     gate_run = holder["run"] = GateRun(run, contract, {"face": "operator", **(meta or {})})
     return gate_run
@@ -376,6 +377,7 @@ def resume_run(parts: EngineParts, run_id: str) -> GateRun | None:
             router=build_router(contract, parts.settings, kube_client=parts.kube),
             on_look=on_look,
             evidence=_evidence(parts),
+            kube_client=parts.kube,
         )
     except StoreError:
         return None

@@ -8,6 +8,9 @@ A triple is (apiGroup, resource, verb), the resource with its subresource (``dep
 - Routers: ``router_for`` (gate/drivers/routers/factory.py) says which class serves each router type;
   that class's calls on its ``client`` (inherited ones too) are the verbs, the ``kube.<Resource>``
   constants its module names are the resources.
+- Load at scale (gate/drivers/load/cluster.py): per function, the `kube.<Resource>` constants it names
+  × the KubeClient methods it calls on a `client` (`client.list`, `self.options.client.follow_log`,
+  `partial(client.create, ...)`), so a function's verbs never leak onto another function's kinds.
 - Chaos actions: the chaostoolkit-kubernetes functions a gate module calls, read from chaosk8s' own
   source (the generated-client calls inside, helpers followed); generic custom-object calls take their
   group and plural from gate's call (literals or the module's constants).
@@ -188,6 +191,36 @@ def promotion_triples() -> set[Triple]:
     resources = _resources_named(promotion)
     verbs = _client_calls(promotion.HandOver, kube_client_verbs())
     return {(r.group, r.plural + sub, verb) for r in resources for verb, sub in verbs}
+
+
+def _is_client(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "client") or (
+        isinstance(node, ast.Attribute) and node.attr == "client"
+    )
+
+
+def load_triples() -> set[Triple]:
+    """What load at scale sends (gate.drivers.load.cluster), function by function."""
+    from gate.drivers.load import cluster
+
+    methods = kube_client_verbs()
+    out: set[Triple] = set()
+    for fn in ast.walk(_tree(cluster)):
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        resources: set[kube.Resource] = set()
+        verbs: set[tuple[str, str]] = set()
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Attribute):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id == "kube":
+                value = getattr(kube, node.attr, None)
+                if isinstance(value, kube.Resource):
+                    resources.add(value)
+            if node.attr in methods and _is_client(node.value):
+                verbs |= methods[node.attr]
+        out |= {(r.group, r.plural + sub, verb) for r in resources for verb, sub in verbs}
+    return out
 
 
 def _stub_contract(router: Any, mode: str) -> Any:

@@ -100,10 +100,37 @@ def test_role_of_one_chaos_action_is_exactly_its_calls(render: Render, action: s
     assert kubecalls.chaos_triples()[action] <= granted
 
 
+def test_role_of_load_at_scale_is_exactly_its_calls(render: Render) -> None:
+    docs = render(sets=["rbac.routers=null", "loadJobs.enabled=true"])
+    granted = kubecalls.rules_triples(_gate_rules(docs, "ClusterRole"))
+    load = kubecalls.load_triples()
+    assert ("batch", "jobs", "create") in load and ("", "pods/log", "get") in load
+    assert granted - OPERATOR == load - OPERATOR
+    assert load <= granted
+
+
+def test_load_at_scale_grants_nothing_unless_enabled(render: Render) -> None:
+    granted = kubecalls.rules_triples(_gate_rules(render(), "ClusterRole"))
+    assert not any(resource in ("jobs", "pods/log") for _, resource, _ in granted)
+    env = {
+        e["name"]
+        for d in by_kind(render(), "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for e in c.get("env", [])
+    }
+    assert "GATE_LOAD_IMAGE" not in env  # without an image the operator never creates Jobs
+
+
 def test_everything_chosen_is_the_union_and_nothing_more(render: Render) -> None:
     routers, actions = _schema_enum("routers"), sorted(kubecalls.CHAOS_ACTIONS)
-    docs = render(sets=[f"rbac.routers={{{','.join(routers)}}}", f"rbac.chaos={{{','.join(actions)}}}"])
-    expected = set(OPERATOR)
+    docs = render(
+        sets=[
+            f"rbac.routers={{{','.join(routers)}}}",
+            f"rbac.chaos={{{','.join(actions)}}}",
+            "loadJobs.enabled=true",
+        ]
+    )
+    expected = set(OPERATOR) | kubecalls.load_triples()
     for r in routers:
         expected |= _router(r)
     for a in actions:

@@ -543,6 +543,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         kind = info.kind if info is not None and info.kind else str(res.plural).capitalize()
         payload["apiVersion"] = f"{res.group}/{res.version}".lstrip("/")
         payload["kind"] = f"{kind}List"
+        selector = request.params.get("labelSelector")
+        if selector:  # kmock lists everything; the API server filters by the selector
+            payload["items"] = [i for i in payload.get("items") or [] if selects(str(selector), i)]
         payload["metadata"] = {"resourceVersion": str(next(self._versions))}
         return payload
 
@@ -551,6 +554,28 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if isinstance(payload, dict) and str(payload.get("groupVersion", "")).startswith("/"):
             payload["groupVersion"] = payload["groupVersion"].lstrip("/")  # kubectl cannot map "/v1"
         return payload
+
+
+def selects(selector: str, obj: JSON) -> bool:
+    """Whether an equality-based label selector (`a=b,c!=d,e,!f`) selects the object."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in (t.strip() for t in selector.split(",")):
+        if not term:
+            continue
+        if "!=" in term:
+            key, value = (p.strip() for p in term.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = (p.strip() for p in term.replace("==", "=").split("=", 1))
+            if labels.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
 
 
 def _conflict(call: Call) -> kmock.KubernetesError:

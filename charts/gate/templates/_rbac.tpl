@@ -34,6 +34,15 @@ chaos:
   # chaosk8s.pod.actions.terminate_pods: list the pods by label, delete some.
   pod-kill:
     - {apiGroups: [""], resources: [pods], verbs: [delete, list]}
+# gate/drivers/load/cluster.py, load at scale (loadJobs.enabled): the load's ConfigMap, Service and
+# Jobs are created (KubeClient.create reads the object back when the answer is empty: get), listed by
+# the run's label and deleted; the master's pod is listed and its log followed.
+load:
+  - {apiGroups: [""], resources: [configmaps], verbs: [create, delete, get, list]}
+  - {apiGroups: [""], resources: [services], verbs: [create, delete, get, list]}
+  - {apiGroups: [batch], resources: [jobs], verbs: [create, delete, get, list]}
+  - {apiGroups: [""], resources: [pods], verbs: [list]}
+  - {apiGroups: [""], resources: [pods/log], verbs: [get]}
 operator:
   # kopf watches and patches the gates (status through its subresource), posts Events, and gate
   # reads the canary Deployment's revision and the contracts a gate references.
@@ -78,6 +87,9 @@ dashboard:
 {{- end -}}
 {{- if .Values.rbac.promotion }}
 {{- range $catalog.promotion }}{{ $rules = append $rules . }}{{ end -}}
+{{- end -}}
+{{- if .Values.loadJobs.enabled }}
+{{- range $catalog.load }}{{ $rules = append $rules . }}{{ end -}}
 {{- end -}}
 {{- if gt (int .Values.operator.replicas) 1 -}}
 {{- if not .Values.watchNamespaces }}

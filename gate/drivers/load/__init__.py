@@ -4,6 +4,8 @@
 - `driver`: starts the Locust processes and reads their records (`LoadDriver`);
 - `protocol`: the JSON-lines records a Locust process streams back;
 - `result`: progress events and the result (`LoadProgress`, `LoadResult`, `TrackResult`);
+- `kube`: the same processes as Kubernetes Jobs (`job_manifests`), and `cluster`: the operator's
+  driver that creates them, follows the master's log and deletes them (`ClusterLoadDriver`);
 - `worker`: the Locust process itself (`python -m gate.drivers.load.worker`) — never imported here.
 """
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.kube import kube_api  # noqa: F401  (the emulator fixture, for test_cluster_load)
 from tests.support.ports import free_port, wait_port
 
 
