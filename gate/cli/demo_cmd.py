@@ -64,7 +64,7 @@ def demo_command(  # noqa: PLR0917 - typer options
             "[env GATE_STORE; default .gate/runs.sqlite]."
         ),
     ] = None,
-    users: Annotated[float, typer.Option(help="Production requests per second through the router.")] = 300.0,
+    users: Annotated[float, typer.Option(help="Production requests per second through the router.")] = 100.0,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the topology's files (logs, contract, data).")
     ] = False,
@@ -80,8 +80,8 @@ def demo_command(  # noqa: PLR0917 - typer options
     if scenario not in EXPECTED:
         console.print(f"[red]--scenario {escape(scenario)!s}: choose good, regression or leak[/red]")
         raise typer.Exit(EXIT_INVALID)
-    if not 1 <= users <= 500:
-        console.print("[red]--users: between 1 and 500 requests per second[/red]")
+    if not 1 <= users <= 200:
+        console.print("[red]--users: between 1 and 200 requests per second[/red]")
         raise typer.Exit(EXIT_INVALID)
     store = store or os.environ.get("GATE_STORE") or None
     code = run_demo(console, scenario, quick=quick, store_path=store, users=users, keep=keep)
@@ -105,7 +105,7 @@ def run_demo(
     *,
     quick: bool = False,
     store_path: Path | str | None = None,
-    users: float = 300.0,
+    users: float = 100.0,
     keep: bool = False,
 ) -> int:
     """The whole demo; returns the exit code. Importable so tests and benchmarks can drive it."""

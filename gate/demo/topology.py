@@ -52,7 +52,7 @@ class TopologyConfig:
     scenario: Scenario = "good"
     workdir: Path | None = None
     scrape_interval: float = 1.0
-    users_rate: float = 300.0
+    users_rate: float = 100.0
     users_duration: float = 900.0
     seed: int | None = None
     keep_workdir: bool = False
