@@ -56,7 +56,7 @@ def test_validate_and_explain_warn_about_short_steps_and_coarse_buckets() -> Non
     contract = str(ROOT / "contracts" / "local-demo.yaml")
     result = runner.invoke(app, ["validate", contract, "--rps", "7", "--buckets", "default"])
     assert result.exit_code == 0, result.output
-    assert "warning: step 7 (analyze 45s at weight 50%" in result.output
+    assert "warning: step 8 (analyze 45s at weight 50%" in result.output
     # An objective judged only `during` chaos is not planned at an analyze step (it is not judged there).
     assert "http-latency-p99-during-risk-api-slow" not in result.output
     assert "requests per track to decide" in result.output
