@@ -245,7 +245,7 @@ def report(trials: list[Trial], setup: dict[str, Any]) -> str:
             f"({p95:.2f} s). Each look judges the whole window since the weight changed and, at its share "
             f"of the error budget, the recent window (`policy.recentWindow`, default 2 × the scrape "
             f"interval): {recent} of {len(times)} rollbacks were decided on the recent window "
-            '(their reason starts with "recent"), the others on the whole window.',
+            '(their reason names it: "recent 2 s: …"), the others on the whole window.',
         ]
         if p95 > target:
             lines.append(
