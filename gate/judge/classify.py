@@ -81,12 +81,14 @@ def classify(
     unit = obj.unit or (default_unit.get(canary.kind, "") if canary is not None else "")
     gate = _gate(obj, canary, "canary", policy)
     if gate is not None or canary is None:
-        return _verdict(obj, source, [_inconclusive("evidence", "conformance", gate or "no canary evidence")])
+        # Every verdict says which side it is on: here, no evidence (too little, missing, stale, ...).
+        missing = _inconclusive("evidence", "conformance", gate or "no canary evidence")
+        return _verdict(obj, source, [_side(missing)])
     names = planned_checks(obj, canary.kind)
     if not names:
         msg = f"objective has no bound that applies to {canary.kind} evidence"
         return _verdict(
-            obj, source, [Check(name="plan", kind="conformance", status=Status.ERROR, reason=msg)]
+            obj, source, [_side(Check(name="plan", kind="conformance", status=Status.ERROR, reason=msg))]
         )
     share = alpha / len(names)
     checks: list[Check] = []

@@ -49,6 +49,8 @@ class Need:
     why: str
     min_requests: int = 0
     """The objective's minEvidence.requests (fewer at a step's end: the step holds)."""
+    during: str | None = None
+    """The chaos experiment the objective is judged during (None: judged outside chaos)."""
 
 
 def _solve(ok: object, start: int = 20) -> int | None:
@@ -96,7 +98,7 @@ def needs(objectives: Iterable[ObjectiveSpec], policy: JudgePolicy) -> list[Need
         share = alpha_cell / len(checks)
         need, check, why = _need(obj, kind, checks, share, policy)
         floor = max(obj.min_requests, policy.min_samples)
-        out.extend(Need(obj.key, source, need, check, why, floor) for source in obj.sources)
+        out.extend(Need(obj.key, source, need, check, why, floor, obj.during) for source in obj.sources)
     return out
 
 
@@ -256,8 +258,10 @@ class StepPlan:
 def plan_steps(steps: Sequence[object], all_needs: Sequence[Need], rps: float | None) -> list[StepPlan]:
     """Walk the ladder: at each `analyze`, how long each objective × source needs at the step's traffic.
 
-    `rps` is the production requests per second at full traffic; the canary's share is the step's
-    weight (production) or mirror percent (shadow); the smaller track binds. Synthetic evidence depends
+    An objective judged `during` a chaos experiment is not judged at an `analyze` step (no chaos runs
+    there), so it is not planned there. `rps` is the production requests per second at full traffic;
+    the canary's share is the step's weight (production) or mirror percent (shadow); the smaller track
+    binds. Synthetic evidence depends
     on the load's own rate and is not timed here.
     """
     from gate.contract.steps import Analyze, Mirror, SetWeight
@@ -276,7 +280,7 @@ def plan_steps(steps: Sequence[object], all_needs: Sequence[Need], rps: float | 
         lines: list[str] = []
         warnings: list[str] = []
         for need in all_needs:
-            if need.source == "synthetic":
+            if need.source == "synthetic" or need.during is not None:
                 continue
             if rps is None:
                 continue

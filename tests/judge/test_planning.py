@@ -56,7 +56,9 @@ def test_validate_and_explain_warn_about_short_steps_and_coarse_buckets() -> Non
     contract = str(ROOT / "contracts" / "local-demo.yaml")
     result = runner.invoke(app, ["validate", contract, "--rps", "7", "--buckets", "default"])
     assert result.exit_code == 0, result.output
-    assert "warning: step 4 (analyze 20s at weight 20%" in result.output
+    assert "warning: step 8 (analyze 45s at weight 50%" in result.output
+    # An objective judged only `during` chaos is not planned at an analyze step (it is not judged there).
+    assert "http-latency-p99-during-risk-api-slow" not in result.output
     assert "requests per track to decide" in result.output
     assert "cannot be resolved" in result.output
     result = runner.invoke(app, ["explain", contract, "--rps", "100"])

@@ -68,3 +68,18 @@ def test_harm_ruled_out_promotes_before_the_horizon(rng: np.random.Generator) ->
     j = judge([wide], samples_evidence(stable, canary))
     assert j.decision.action == "promote", j.verdicts[0].reason
     assert j.verdicts[0].numbers["side"] == "no harm"
+
+
+def test_a_verdict_without_enough_evidence_says_so_as_its_side(rng: np.random.Generator) -> None:
+    # Too few requests (below minEvidence) and no canary evidence at all: both say "no evidence".
+    stable, canary = _pair(rng, 30)
+    few = ObjectiveSpec(
+        key="p95", sli="latency", quantile=0.95, max_increase=0.10, sources=("production",), min_requests=50
+    )
+    for ev in (
+        samples_evidence(stable, canary),
+        samples_evidence(stable, canary).model_copy(update={"slis": {}}),
+    ):
+        v = judge([few], ev, final=True).verdicts[0]
+        assert v.status == Status.INCONCLUSIVE and v.insufficient, v.reason
+        assert v.numbers["side"] == "no evidence", v.numbers
