@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -43,7 +44,7 @@ from tests.support.kube import RunningKube, as_written, field_diff, serve
 
 GATE = str(Path(sys.executable).with_name("gate"))
 USERS_RATE = 40  # production requests per second through the stand-in gateway
-WARM_RATE = 4.0  # the 5-minute rate on stable the first run's preflight needs (minEvidence 10 in 8 s at 50 %)
+WARM_RATE = 4.5  # the 5-minute rate on stable the preflight needs (minEvidence 10 requests in 5 s at 50 %)
 LEDGER = "perfgate.dev/router-original"
 
 
@@ -79,7 +80,9 @@ class _CountingGateway(StandInGateway):
 
     mirrored = 0
 
-    def copy(self, name: str, method: str, path: str, body: bytes | None, content_type: str | None = None) -> None:
+    def copy(
+        self, name: str, method: str, path: str, body: bytes | None, content_type: str | None = None
+    ) -> None:
         self.mirrored += 1
         super().copy(name, method, path, body, content_type)
 
@@ -105,7 +108,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def world(demo: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningKube, _CountingGateway]]:
+def world(
+    demo: Topology, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningKube, _CountingGateway]]:
     """One emulator, one stand-in gateway and the production users for the module (each test puts
     the objects back as the user wrote them): Prometheus keeps a few minutes of traffic history,
     which gate's preflight reads to check that the steps can gather their evidence."""
@@ -160,9 +165,7 @@ def _seed(kube: RunningKube) -> None:
 
 
 @pytest.fixture
-def cluster(
-    world: tuple[RunningKube, _CountingGateway], demo: Topology, tmp_path: Path
-) -> Iterator[Cluster]:
+def cluster(world: tuple[RunningKube, _CountingGateway], demo: Topology, tmp_path: Path) -> Iterator[Cluster]:
     kube, gateway = world
     emulator = kube.emulator
 
@@ -332,6 +335,10 @@ def assert_clean_rollback(cluster: Cluster) -> None:
     assert cluster.image() == "shop/checkout:1.0"
 
 
+def _sources(look: dict[str, Any]) -> set[str]:
+    return {str(v.get("source")) for v in look["verdicts"]}
+
+
 # -- outcomes ------------------------------------------------------------------------------------
 
 
@@ -341,7 +348,9 @@ def test_a_good_canary_is_promoted_route_only(cluster: Cluster, demo: Topology) 
     assert "promoted" in run.out
     route = cluster.route()
     # The weights are the only change: the canary takes 100 %, the mirror filter and gate's record are gone.
-    assert [d[0] for d in field_diff(gw.SEED, route)] == ["spec.rules[1].backendRefs"], field_diff(gw.SEED, route)
+    assert [d[0] for d in field_diff(gw.SEED, route)] == ["spec.rules[1].backendRefs"], field_diff(
+        gw.SEED, route
+    )
     assert LEDGER not in route["metadata"].get("annotations", {})
     before = cluster.gateway.mirrored
     assert cluster.gateway.send(20, "/catalog") == {"checkout-canary": 20}
@@ -352,5 +361,197 @@ def test_a_good_canary_is_promoted_route_only(cluster: Cluster, demo: Topology) 
     assert {s for look in detail["looks"] for s in _sources(look)} >= {"shadow", "production"}
 
 
-def _sources(look: dict[str, Any]) -> set[str]:
-    return {str(v.get("source")) for v in look["verdicts"]}
+def test_a_good_canary_is_promoted_by_copy(cluster: Cluster, demo: Topology) -> None:
+    def deployment_controller(proc: subprocess.Popen[str]) -> None:
+        # Play the Deployment controller: once gate has copied the canary's template into the stable
+        # Deployment (a new generation), its rollout completes.
+        def copied() -> bool:
+            stable = cluster.kube.stored(tp.D, "shop", "checkout")
+            return stable["metadata"]["generation"] > 1 or proc.poll() is not None
+
+        wait_for(copied, timeout=120)
+        cluster.kube.complete_rollout("shop", "checkout")
+
+    run = gate_run(cluster, contract(cluster, demo, mode="copy"), during=deployment_controller)
+    assert run.code == 0, run
+    assert field_diff(gw.SEED, cluster.route()) == []  # traffic back on stable, the route as written
+    assert cluster.image() == "shop/checkout:1.1"  # the stable Deployment runs the canary's version
+    assert cluster.kube.stored(tp.D, "shop", "checkout-canary")["spec"]["replicas"] == 0
+    before = cluster.gateway.mirrored
+    assert cluster.gateway.send(20, "/catalog") == {"checkout": 20}
+    assert cluster.gateway.mirrored == before
+
+
+def test_a_regressed_canary_is_rolled_back(cluster: Cluster, demo: Topology) -> None:
+    demo.set_switch("canary", latency_factor=6)
+    run = gate_run(cluster, contract(cluster, demo))
+    assert run.code == 1, run
+    assert "rolled_back" in run.out and "http-latency" in run.out
+    assert_clean_rollback(cluster)
+    detail = show(cluster, run_id(run))
+    assert detail["summary"]["status"] == "rolled_back"
+    assert any(look["decision"] == "rollback" for look in detail["looks"])
+
+
+# -- the error matrix ----------------------------------------------------------------------------
+
+QUICK = "[mirror 100%, analyze 5s, 50%, analyze 5s, 100%]"
+
+
+def _no_traceback(run: Run) -> None:
+    assert "Traceback" not in run.err and "Traceback" not in run.out, run
+
+
+def _hooks(cluster: Cluster) -> list[str]:
+    return [str(body.get("event")) for body in cluster.hooks.bodies("/hooks")]
+
+
+def _ended_for_good(cluster: Cluster, run: Run, status: str) -> dict[str, Any]:
+    detail = show(cluster, run_id(run))
+    assert detail["summary"]["status"] == status, detail["summary"]
+    # The store is left consistent: no effect intended and not carried out, nobody holds the run.
+    assert all(e["done"] for t in detail["timeline"] for e in t["effects"]), detail["timeline"]
+    with RunStore(cluster.store) as store:
+        assert store.pending_effects(run_id(run)) == []
+    return detail
+
+
+def test_a_route_deleted_mid_run_is_a_permanent_404_and_ends_rollback_failed(
+    cluster: Cluster, demo: Topology
+) -> None:
+    seen: dict[str, int] = {}
+
+    def delete() -> None:
+        cluster.kube.delete(gw.R, "shop", "checkout")
+        seen["gets"] = cluster.calls("get")
+
+    run = gate_run(cluster, contract(cluster, demo, steps=QUICK), during=after_patches(cluster, 1, delete))
+    assert run.code == 6, run
+    _no_traceback(run)
+    text = run.out + run.err
+    assert "cannot get HTTPRoute shop/checkout: 404" in text  # the verb and the object
+    assert "create HTTPRoute shop/checkout, or fix its name/namespace in the contract" in text  # the fix
+    assert "traffic may still reach the canary" in text
+    # Never retried: one get for the weight step, one per part of the one rollback attempt.
+    assert cluster.calls("get") - seen["gets"] <= 4
+    _ended_for_good(cluster, run, "rollback_failed")
+    assert "rollback_failed" in _hooks(cluster)
+
+
+def test_a_forbidden_patch_is_reported_once_and_ends_rollback_failed(
+    cluster: Cluster, demo: Topology
+) -> None:
+    seen: dict[str, int] = {}
+
+    def deny() -> None:
+        cluster.kube.call(lambda: cluster.kube.emulator.deny("patch", "httproutes", group=gw.R.split("/")[0]))
+        seen["patches"] = cluster.calls("patch")
+
+    run = gate_run(cluster, contract(cluster, demo, steps=QUICK), during=after_patches(cluster, 1, deny))
+    assert run.code == 6, run
+    _no_traceback(run)
+    text = run.out + run.err
+    assert "cannot patch HTTPRoute shop/checkout: 403" in text
+    assert "grant gate's identity `patch` on httproutes" in text
+    # Never retried: the weight, then one per part of the one rollback attempt (weight, mirror, clean-up).
+    assert cluster.calls("patch") - seen["patches"] <= 4
+    _ended_for_good(cluster, run, "rollback_failed")
+    assert "rollback_failed" in _hooks(cluster)
+    # The mirror the run had turned on stays on (nobody may patch the route): said, not hidden.
+    assert cluster.route()["spec"]["rules"][1].get("filters") != gw.SEED["spec"]["rules"][1]["filters"]
+
+
+def test_an_invalid_write_fails_the_run_once_and_rolls_back(cluster: Cluster, demo: Topology) -> None:
+    holder: dict[str, Any] = {}
+
+    def refuse() -> None:
+        holder["fault"] = cluster.kube.call(
+            lambda: cluster.kube.emulator.fail(
+                422,
+                verb="patch",
+                resource="httproutes",
+                message="spec.rules[1].backendRefs[1].weight: Invalid",
+            )
+        )
+
+    run = gate_run(cluster, contract(cluster, demo, steps=QUICK), during=after_patches(cluster, 1, refuse))
+    assert run.code == 4, run
+    _no_traceback(run)
+    assert "cannot patch HTTPRoute shop/checkout: 422" in run.out + run.err
+    assert holder["fault"].times == 0  # the refused patch was sent once, not retried
+    _ended_for_good(cluster, run, "failed")
+    assert_clean_rollback(cluster)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(409, None), (429, 2.0), (503, None)], ids=["409", "429", "503"]
+)
+def test_a_temporary_error_is_retried_and_the_run_completes(
+    cluster: Cluster, demo: Topology, status: int, retry_after: float | None
+) -> None:
+    holder: dict[str, Any] = {}
+
+    def inject() -> None:
+        gets = cluster.calls("get")
+        holder["fault"] = cluster.kube.call(
+            lambda: cluster.kube.emulator.fail(
+                status, verb="patch", resource="httproutes", times=2, retry_after=retry_after
+            )
+        )
+        holder["gets"] = gets
+
+    run = gate_run(cluster, contract(cluster, demo, steps=QUICK), during=after_patches(cluster, 1, inject))
+    assert run.code == 0, run
+    _no_traceback(run)
+    assert holder["fault"].times == 0  # both refusals were met, then the write went through
+    waits = [float(w) for w in re.findall(r"trying again in ([0-9.]+)s", run.out + run.err)]
+    assert len(waits) >= 2, run  # the wait is shown
+    if retry_after is not None:
+        assert min(waits) >= retry_after, waits  # the server's Retry-After is honoured
+    if status == 409:
+        # A conflict re-reads the object before writing again (read-modify-write, not a blind retry).
+        assert cluster.calls("get") - holder["gets"] >= 3
+    _ended_for_good(cluster, run, "promoted")
+    assert cluster.gateway.send(20, "/catalog") == {"checkout-canary": 20}
+
+
+@pytest.mark.slow
+def test_a_frozen_api_server_delays_the_weight_and_no_window_mixes_two_weights(
+    cluster: Cluster, demo: Topology
+) -> None:
+    frozen: dict[str, float] = {}
+
+    def freeze() -> None:
+        frozen["at"] = time.time()
+        cluster.kube.freeze(30)
+
+    run = gate_run(
+        cluster, contract(cluster, demo, steps=QUICK), during=after_patches(cluster, 1, freeze), timeout=240
+    )
+    assert run.code == 0, run
+    _no_traceback(run)
+    assert re.search(r"setWeight 50% took effect [0-9.]+s after it was asked", run.out + run.err), run
+    with RunStore(cluster.store) as store:
+        detail = store.run_detail(run_id(run))
+    assert detail is not None
+    applied = [
+        (t.at, t.state.get("weight")) for t in detail.timeline if t.input_kind == "applied" and t.state
+    ]
+    [(confirmed, _)] = [(at, w) for at, w in applied if w == 50 and at >= frozen["at"]]
+    assert confirmed >= frozen["at"] + 25  # it landed after the thaw, and says so
+    late = [
+        t.state.get("late")
+        for t in detail.timeline
+        if t.input_kind == "applied" and t.state.get("weight") == 50
+    ]
+    assert late and float(late[0]) >= 10
+    # Every look of a step after the 50 % weight has its window start at or after its confirmation.
+    weight_step = next(
+        t.state["step"] for t in detail.timeline if t.input_kind == "applied" and t.at == confirmed
+    )
+    later = [lk for lk in detail.looks if lk.step >= weight_step]
+    assert later, "looks were taken at 50 %"
+    assert all(lk.since >= confirmed - 1e-6 for lk in later), [(lk.look, lk.since, confirmed) for lk in later]
+    # And no look was taken while the change was on its way (between the ask and the confirmation).
+    asked = max(t.at for t in detail.timeline if t.at < confirmed and t.state.get("applying") == "set_weight")
+    assert not [lk for lk in detail.looks if asked < lk.at < confirmed]
