@@ -92,7 +92,9 @@ def test_a_retry_after_is_honoured_within_the_budget() -> None:
         return "ok"
 
     policy = RetryPolicy(attempts=4, total=20.0, initial=0.01, maximum=0.05)
-    result = retry_call(throttled, policy=policy, sleep=waits.append, on_retry=lambda _a, _e, w: told.append(w))
+    result = retry_call(
+        throttled, policy=policy, sleep=waits.append, on_retry=lambda _a, _e, w: told.append(w)
+    )
     assert result == "ok"
     assert waits == told  # the wait shown is the wait taken
     assert waits[0] >= 3.0  # not before the server's Retry-After, although the back-off says 0.05 s

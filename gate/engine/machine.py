@@ -445,7 +445,9 @@ def _tick(plan: Plan, state: State, at: float) -> tuple[State, list[Effect]]:
         if state.phase != "stepping":
             return state, effects
     if state.applying is not None and state.change_retry:
-        effect: Effect = SetWeight(state.weight) if state.applying == "set_weight" else SetMirror(state.mirror)
+        effect: Effect = (
+            SetWeight(state.weight) if state.applying == "set_weight" else SetMirror(state.mirror)
+        )
         effects.append(effect)
         state = replace(state, change_retry=False)
     if state.applying is None and _observing(plan, state):
