@@ -28,14 +28,18 @@ T = TypeVar("T")
 
 
 class GateError(Exception):
-    """The root of gate's own errors. ``permanent`` says whether retrying can help."""
+    """The root of gate's own errors. ``permanent`` says whether retrying can help; ``retry_after``
+    is how long the other side asked to be left alone (an HTTP ``Retry-After``), when it said."""
 
     permanent: bool = False
+    retry_after: float | None = None
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint  # what the user can do about it ("grant patch on httproutes …")
+        if retry_after is not None:
+            self.retry_after = max(0.0, retry_after)
 
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
@@ -98,8 +102,19 @@ def retry_call(
     """Call ``call`` until it succeeds, a permanent error is raised, or the budget is spent.
 
     A permanent error is raised at once (one attempt). When the budget is spent the last error is
-    raised as it was. ``on_retry(attempt, error, wait)`` is told about each wait (for a live view).
+    raised as it was. An error carrying ``retry_after`` (a 429's or 503's ``Retry-After``) is not tried
+    again before that wait (capped by the budget's ``total``). ``on_retry(attempt, error, wait)`` is
+    told about each wait (for a live view).
     """
+    backoff = tenacity.wait_random_exponential(multiplier=policy.initial, max=policy.maximum)
+
+    def _wait(state: tenacity.RetryCallState) -> float:
+        wait = float(backoff(state))
+        exc = state.outcome.exception() if state.outcome is not None else None
+        asked = getattr(exc, "retry_after", None)
+        if isinstance(asked, int | float) and asked > 0:
+            wait = max(wait, min(float(asked), policy.total))
+        return wait
 
     def _before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -118,7 +133,7 @@ def retry_call(
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(max(1, policy.attempts)) | tenacity.stop_after_delay(policy.total),
-        wait=tenacity.wait_random_exponential(multiplier=policy.initial, max=policy.maximum),
+        wait=_wait,
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, Exception) and not is_permanent(e)),
         reraise=True,
         sleep=sleep if sleep is not None else tenacity.nap.sleep,

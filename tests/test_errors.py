@@ -76,3 +76,26 @@ def test_unknown_exceptions_count_as_temporary() -> None:
 )
 def test_http_status_classification(status: int, kind: type) -> None:
     assert classify_http_status(status) is kind
+
+
+def test_a_retry_after_is_honoured_within_the_budget() -> None:
+    waits: list[float] = []
+    told: list[float] = []
+    calls = {"n": 0}
+
+    def throttled() -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TemporaryError("429 TooManyRequests", retry_after=3.0)
+        if calls["n"] == 2:
+            raise TemporaryError("429 TooManyRequests", retry_after=500.0)  # more than the whole budget
+        return "ok"
+
+    policy = RetryPolicy(attempts=4, total=20.0, initial=0.01, maximum=0.05)
+    result = retry_call(
+        throttled, policy=policy, sleep=waits.append, on_retry=lambda _a, _e, w: told.append(w)
+    )
+    assert result == "ok"
+    assert waits == told  # the wait shown is the wait taken
+    assert waits[0] >= 3.0  # not before the server's Retry-After, although the back-off says 0.05 s
+    assert waits[1] == 20.0  # capped by the budget's total

@@ -20,6 +20,7 @@ from gate.contract import (
     SliLibrary,
     load_contract,
 )
+from gate.contract.checks import warnings as step_warnings
 from gate.contract.schema import schema_for, schema_kinds
 from gate.contract.sli import FORMS, Form
 from gate.contract.steps import Analyze, ChaosStep, LoadStep, Mirror, Pause, SetWeight
@@ -125,6 +126,8 @@ def validate(
             f"{file}: ok ({contract.metadata.name}: {len(contract.spec.objectives)} objectives, "
             f"{len(contract.spec.steps)} steps)"
         )
+        for where, message in step_warnings(list(contract.spec.steps)):
+            typer.echo(f"{file}: warning: {where}: {message}")
         for warning in _plan(contract, library, rps, buckets).warnings:
             typer.echo(f"{file}: warning: {warning}")
     for file in skipped:

@@ -389,6 +389,9 @@ class LiveView:
                 f"#{seq} {event.kind:<12} step {state.step} weight {state.weight}% mirror {state.mirror}% "
                 f"{state.status} → {kinds}"
             )
+            late = event.kind == "applied" and state.late >= 1.0  # a weight that took effect late
+            if (event.kind == "effect_failed" or late) and state.reason:
+                self.console.print(f"  {escape(state.reason)}")  # what failed, and what gate does next
         if self.screen is not None:
             self.screen.update(self.render())
 

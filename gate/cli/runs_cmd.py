@@ -192,6 +192,9 @@ def _detail_json(d: RunDetail) -> dict[str, Any]:
                 "at": t.at,
                 "input": t.input_kind,
                 "phase": t.state.get("phase"),
+                "status": t.state.get("status"),
+                "weight": t.state.get("weight"),
+                "mirror": t.state.get("mirror"),
                 "effects": [
                     {"kind": e.kind, "done": e.done, "ok": e.ok, "error": e.error} for e in t.effects
                 ],
@@ -202,6 +205,7 @@ def _detail_json(d: RunDetail) -> dict[str, Any]:
             {
                 "look": lk.look,
                 "step": lk.step,
+                "since": lk.since,
                 "at": lk.at,
                 "decision": lk.action,
                 "reason": lk.reason,

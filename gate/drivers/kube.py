@@ -72,7 +72,9 @@ class KubeTemporaryError(KubeError, TemporaryError):
         self, message: str, *, status: int = 0, reason: str = "", hint: str = "", delay: float | None = None
     ) -> None:
         super().__init__(message, status=status, reason=reason, hint=hint)
-        self.delay = delay  # the server's Retry-After, when it sent one
+        self.delay = delay  # the server's Retry-After, when it sent one (honoured by retry_call)
+        if delay is not None:
+            self.retry_after = max(0.0, delay)
 
 
 class KubeConfigError(KubePermanentError):

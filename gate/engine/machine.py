@@ -86,6 +86,9 @@ class PolicyPlan:
     undecided_looks: int = 3  # looks at a step's end that may stay undecided before onInconclusive
     blind_looks: int = 3  # looks in a row that could not be made (or judged) before onInconclusive
     rollback_attempts: int = 5  # failed rollback attempts (one per tick) before ``rollback_failed``
+    # Seconds a traffic change may take to be confirmed: a change that failed for a temporary reason
+    # (409, 429, 5xx, a stuck API server) is asked again on every tick until then; past it, rollback.
+    change_timeout: float = 120.0
     finish_route: bool = False  # leave the router's end state (``Router.finish``): hand-over, clean-up
     diagnostics: bool = False  # capture diagnostics from the canary when the evidence fails it
 
@@ -129,6 +132,7 @@ class State:
     applying: str | None = None  # the traffic change asked and not yet confirmed ("set_weight", "set_mirror")
     applying_since: float | None = None  # when it was asked
     late: float = 0.0  # seconds the last traffic change took to take effect after it was asked
+    change_retry: bool = False  # the traffic change failed for a temporary reason: ask again next tick
     basis: tuple[str, ...] = ()  # the verdicts the last decision rests on: "look N: objective@source=status"
     finish_inflight: bool = False  # a FinishRoute asked and not yet answered
 
@@ -440,6 +444,12 @@ def _tick(plan: Plan, state: State, at: float) -> tuple[State, list[Effect]]:
         effects += more
         if state.phase != "stepping":
             return state, effects
+    if state.applying is not None and state.change_retry:
+        effect: Effect = (
+            SetWeight(state.weight) if state.applying == "set_weight" else SetMirror(state.mirror)
+        )
+        effects.append(effect)
+        state = replace(state, change_retry=False)
     if state.applying is None and _observing(plan, state):
         look = state.looks + 1
         state = replace(state, looks=look)
@@ -537,6 +547,7 @@ def _applied(plan: Plan, state: State, event: Applied) -> tuple[State, list[Effe
         state,
         applying=None,
         applying_since=None,
+        change_retry=False,
         late=late,
         window_start=event.at,
         step=state.step + 1,
@@ -594,6 +605,25 @@ def _effect_failed(plan: Plan, state: State, event: EffectFailed) -> tuple[State
         # Faults must be undone: keep trying on every tick; the run itself may go on.
         name = event.detail or (state.chaos or "")
         return replace(state, chaos_cleanup=(*state.chaos_cleanup, name)), []
+    if event.effect == state.applying and not event.permanent:
+        # A traffic change that may still go through (409, 429, 5xx, a stuck API server): asked again
+        # on the next tick, no look taken meanwhile, until the policy's change_timeout.
+        asked = state.applying_since if state.applying_since is not None else event.at
+        waited = event.at - asked
+        if waited < plan.policy.change_timeout:
+            step = plan.steps[state.step] if state.step < len(plan.steps) else None
+            label = step.label() if step is not None else event.effect
+            reason = (
+                f"{label} not confirmed after {waited:.1f}s ({event.error}); trying again on the next tick "
+                f"(rollback after {_secs(plan.policy.change_timeout)})"
+            )
+            return replace(state, change_retry=True, reason=reason[:2000]), []
+        return _begin_rollback(
+            plan,
+            state,
+            "driver",
+            f"{event.effect} not confirmed within {_secs(plan.policy.change_timeout)}: {event.error}",
+        )
     # The plan cannot be carried out (router, load or chaos would not start): back to safety.
     return _begin_rollback(plan, state, "driver", f"{event.effect} failed: {event.error}")
 
@@ -746,6 +776,7 @@ def _begin_rollback(plan: Plan, state: State, cause: Cause, reason: str) -> tupl
         rollback_attempts=attempt,
         applying=None,
         applying_since=None,
+        change_retry=False,
     )
     effects: list[Effect] = [Rollback(reason=reason, attempt=attempt)]
     # Diagnostics after the rollback: a slow profile must never delay getting users off the canary.

@@ -84,3 +84,29 @@ def test_installed_gate_command() -> None:
     assert done.returncode == 2
     assert "weight 20% is lower than 50%" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_validate_warns_of_a_ladder_reaching_100_with_the_mirror_on(tmp_path: Path) -> None:
+    path = tmp_path / "mirror.yaml"
+    path.write_text(
+        """apiVersion: perfgate.dev/v1alpha1
+kind: PerformanceContract
+metadata: {name: checkout}
+spec:
+  target: {stable: {service: checkout}, canary: {service: checkout-canary}}
+  router: {type: gateway-api, httpRoute: checkout}
+  prometheus: {url: "http://127.0.0.1:9090"}
+  objectives:
+    - {sli: http-latency, quantile: 0.95, max: 220ms}
+  steps: [mirror 100%, 20%, 100%]
+"""
+    )
+    result = RUNNER.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output  # a warning, not an error
+    assert (
+        f"{path}: warning: spec.steps[2]: the ladder reaches 100% while the mirror of spec.steps[0] is still on"
+        in result.output
+    )
+    fixed = path.read_text().replace("[mirror 100%, 20%, 100%]", "[mirror 100%, mirror 0%, 20%, 100%]")
+    path.write_text(fixed)
+    assert "warning: spec.steps" not in RUNNER.invoke(app, ["validate", str(path)]).output

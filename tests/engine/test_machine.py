@@ -471,7 +471,12 @@ def test_invariants_hold_for_any_plan_and_any_inputs(
         assert codec.load_state(codec.dump_state(state)) == state  # every state checkpoints exactly
         for e in effects:
             assert codec.load_effect(codec.dump_effect(e)) == e
-        set_weights += [e.percent for e in effects if isinstance(e, SetWeight)]
+        asked = [e.percent for e in effects if isinstance(e, SetWeight)]
+        if before.change_retry and isinstance(event, Tick):
+            # A change that failed for a temporary reason is asked again, the same weight, once.
+            assert asked in ([], [before.weight]) and not state.change_retry
+        else:
+            set_weights += asked
 
         # Steps only go forward; each step is entered at most once.
         assert state.step >= before.step
@@ -503,9 +508,9 @@ def test_invariants_hold_for_any_plan_and_any_inputs(
         if (
             state.phase == "finished"
             and state.status in {"rolled_back", "failed"}
-            and before.phase != "finishing"
+            and before.phase not in {"finishing", "finished"}  # a failed hand-over keeps the weight
         ):
-            assert isinstance(event, RolledBack) or before.phase == "finished"
+            assert isinstance(event, RolledBack)
             assert state.weight == 0 and state.mirror == 0 and state.chaos is None and not state.load
 
         # Promoted only with every step done.
@@ -632,3 +637,32 @@ def test_promotion_waits_for_the_routers_end_state_and_a_failed_hand_over_is_sai
     stuck, _ = transition(plan, stuck, Applied(1.0, "set_weight", 100))
     stuck, effects = transition(plan, stuck, EffectFailed(2.0, "finish_route", "timed out", permanent=True))
     assert stuck.status == "failed" and "stays on the proven canary" in stuck.reason
+
+
+def test_a_traffic_change_that_fails_for_a_temporary_reason_is_asked_again_until_change_timeout() -> None:
+    plan = Plan(
+        steps=(StepPlan("setWeight", weight=20), StepPlan("analyze", duration=10)),
+        policy=PolicyPlan(interval=2, change_timeout=30),
+    )
+    state, effects = transition(plan, State(), Start(0.0))
+    assert SetWeight(20) in effects and state.applying == "set_weight"
+    # 503 / a stuck API server: no rollback, no look, the same change asked again on the next tick.
+    state, effects = transition(plan, state, EffectFailed(10.0, "set_weight", "503 ServiceUnavailable"))
+    assert effects == [] and state.phase == "stepping" and state.change_retry
+    assert "not confirmed after 10.0s" in state.reason and "trying again" in state.reason
+    state, effects = transition(plan, state, Tick(12.0))
+    assert effects == [SetWeight(20)] and not state.change_retry
+    state, effects = transition(plan, state, Tick(14.0))
+    assert effects == []  # the change is on its way: nothing asked twice, no look mixing two weights
+    state, effects = transition(plan, state, Applied(25.0, "set_weight", 20))
+    assert state.applying is None and state.late == 25.0 and state.window_start == 25.0
+    assert "took effect 25.0s after it was asked" in state.reason
+    # Past change_timeout, a change that still fails rolls back (the run then ends "failed").
+    state, _ = transition(plan, State(), Start(0.0))
+    state, effects = transition(plan, state, EffectFailed(31.0, "set_weight", "503 ServiceUnavailable"))
+    assert state.phase == "rolling_back" and state.cause == "driver"
+    assert "not confirmed within 30s" in state.reason
+    # A permanent error is not asked again.
+    state, _ = transition(plan, State(), Start(0.0))
+    state, _ = transition(plan, state, EffectFailed(1.0, "set_weight", "403 Forbidden", permanent=True))
+    assert state.phase == "rolling_back"

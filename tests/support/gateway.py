@@ -15,6 +15,7 @@ carries `X-Canary-Track: <backend Service name>`.
 from __future__ import annotations
 
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,18 +92,19 @@ class StandInGateway:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 name, mirror = outer.pick(self.path)
+                kind = self.headers.get("Content-Type")
                 if mirror is not None:
-                    outer.copy(mirror, self.command, self.path, body)
-                answer = outer.forward(
-                    name, self.command, self.path, body, self.headers.get("X-Traffic-Source")
+                    outer.copy(mirror, self.command, self.path, body, kind)
+                status, answer = outer.relay(
+                    name, self.command, self.path, body, self.headers.get("X-Traffic-Source"), kind
                 )
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("X-Canary-Track", name)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -145,16 +147,46 @@ class StandInGateway:
                     copy_to = str(mirror["backendRef"]["name"])
         return chosen, copy_to
 
-    def forward(self, name: str, method: str, path: str, body: bytes | None, source: str | None) -> bytes:
+    def forward(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        source: str | None,
+        content_type: str | None = None,
+    ) -> bytes:
+        return self.relay(name, method, path, body, source, content_type)[1]
+
+    def relay(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        source: str | None,
+        content_type: str | None = None,
+    ) -> tuple[int, bytes]:
+        """Send one request to a backend as the gateway does (its Content-Type kept); (status, body),
+        an error status passed through as it came."""
         headers = {"X-Traffic-Source": source} if source else {}
+        if content_type:
+            headers["Content-Type"] = content_type
         request = urllib.request.Request(
             self.backends[name].url + path, data=body, method=method, headers=headers
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return bytes(answer.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, bytes(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, bytes(exc.read())
 
-    def copy(self, name: str, method: str, path: str, body: bytes | None) -> None:
-        thread = threading.Thread(target=self.forward, args=(name, method, path, body, "shadow"), daemon=True)
+    def copy(
+        self, name: str, method: str, path: str, body: bytes | None, content_type: str | None = None
+    ) -> None:
+        thread = threading.Thread(
+            target=self.forward, args=(name, method, path, body, "shadow", content_type), daemon=True
+        )
         thread.start()
         self.copies.append(thread)
 

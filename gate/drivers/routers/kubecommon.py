@@ -68,7 +68,7 @@ def api_errors(what: str) -> Iterator[None]:
     except kube.KubePermanentError as exc:
         raise RouterMisconfigured(f"{what}: {exc.message}", hint=exc.hint) from exc
     except kube.KubeTemporaryError as exc:
-        raise RouterUnavailable(f"{what}: {exc.message}", hint=exc.hint) from exc
+        raise RouterUnavailable(f"{what}: {exc.message}", hint=exc.hint, retry_after=exc.retry_after) from exc
 
 
 def untouched_and_already(obj: JSON, current: RouteState, *, weight: int | None, mirror: int | None) -> bool:
