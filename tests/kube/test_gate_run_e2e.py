@@ -34,6 +34,7 @@ import pytest
 
 from gate.demo.procs import ChildProcess
 from gate.demo.topology import Topology, TopologyConfig
+from gate.drivers import kube
 from gate.drivers.store import RunStore
 from tests.drivers.routers import test_gateway_api as gw
 from tests.engine.receiver import Receiver, receiver
@@ -380,6 +381,43 @@ def test_a_good_canary_is_promoted_by_copy(cluster: Cluster, demo: Topology) -> 
     before = cluster.gateway.mirrored
     assert cluster.gateway.send(20, "/catalog") == {"checkout": 20}
     assert cluster.gateway.mirrored == before
+
+
+def test_a_good_canary_is_promoted_through_an_external_gitops_tool(cluster: Cluster, demo: Topology) -> None:
+    promoted_by_gitops: dict[str, float] = {}
+
+    def gitops(proc: subprocess.Popen[str]) -> None:
+        # Play the GitOps tool and the Deployment controller: once gate holds 100 % on the canary (it
+        # waits for the stable Deployment to run the canary's image and never writes it), the tool
+        # sets the stable Deployment's image to the canary's; the controller rolls it out.
+        def on_canary() -> bool:
+            refs = cluster.route()["spec"]["rules"][1]["backendRefs"]
+            weights = {r["name"]: int(r.get("weight", 1)) for r in refs}
+            return weights.get("checkout-canary") == 100 or proc.poll() is not None
+
+        wait_for(on_canary, timeout=120)
+        time.sleep(2)  # gate is waiting for the tool now, and says so
+        assert cluster.image() == "shop/checkout:1.0", "external: gate must not write the stable Deployment"
+        client = kube.connect(host=cluster.kube.url, timeout=5)  # the tool writes through the API
+        ref = kube.ObjectRef(kube.DEPLOYMENT, "shop", "checkout")
+        containers = client.get(ref)["spec"]["template"]["spec"]["containers"]
+        containers[0]["image"] = "shop/checkout:1.1"  # the image only; the rest as the user wrote it
+        client.patch(ref, {"spec": {"template": {"spec": {"containers": containers}}}})
+        promoted_by_gitops["at"] = time.time()
+        cluster.kube.complete_rollout("shop", "checkout")
+
+    run = gate_run(cluster, contract(cluster, demo, mode="external"), during=gitops)
+    assert run.code == 0, run
+    assert promoted_by_gitops, "gate ended before the GitOps tool promoted"
+    assert field_diff(gw.SEED, cluster.route()) == []  # back on stable (now the new version), as written
+    assert cluster.image() == "shop/checkout:1.1"
+    assert cluster.kube.stored(tp.D, "shop", "checkout-canary")["spec"]["replicas"] == 1  # left to its owner
+    before = cluster.gateway.mirrored
+    assert cluster.gateway.send(20, "/catalog") == {"checkout": 20}
+    assert cluster.gateway.mirrored == before
+    detail = show(cluster, run_id(run))
+    assert detail["summary"]["status"] == "promoted"
+    assert detail["summary"]["finished_at"] >= promoted_by_gitops["at"]
 
 
 def test_a_regressed_canary_is_rolled_back(cluster: Cluster, demo: Topology) -> None:
