@@ -43,7 +43,7 @@ from gate.drivers.store import (
     new_holder,
 )
 from gate.engine import codec
-from gate.engine.machine import Abort, Effect, Input, Plan, Resume, State
+from gate.engine.machine import Abort, Effect, Input, Plan, Resume, RouteFinished, State
 from gate.engine.runner import LookOutcome, LookRequest, Runner
 from gate.errors import GateError
 from gate.settings import Settings
@@ -374,6 +374,7 @@ class LiveView:
         self.screen: Live | None = None
         self.console: Console | None = None
         self.waiting = ""  # the driver call being retried, shown until the next transition
+        self.handover = ""  # the promotion hand-over's last "waiting for" (printed once per change)
 
     def bind(self, runner: Runner) -> None:
         """Follow ``runner``."""
@@ -392,6 +393,12 @@ class LiveView:
             late = event.kind == "applied" and state.late >= 1.0  # a weight that took effect late
             if (event.kind == "effect_failed" or late) and state.reason:
                 self.console.print(f"  {escape(state.reason)}")  # what failed, and what gate does next
+        if isinstance(event, RouteFinished) and not event.done and event.detail:
+            # The promotion hand-over is waiting (a rollout, a GitOps tool): say for what, once per change.
+            self.waiting = f"promotion: {event.detail}"
+            if self.console is not None and event.detail != self.handover:
+                self.console.print(f"  waiting — {escape(event.detail)}")
+            self.handover = event.detail
         if self.screen is not None:
             self.screen.update(self.render())
 

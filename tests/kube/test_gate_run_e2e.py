@@ -409,6 +409,9 @@ def test_a_good_canary_is_promoted_through_an_external_gitops_tool(cluster: Clus
     run = gate_run(cluster, contract(cluster, demo, mode="external"), during=gitops)
     assert run.code == 0, run
     assert promoted_by_gitops, "gate ended before the GitOps tool promoted"
+    waits = [line for line in run.out.splitlines() if "waiting — " in line]
+    assert waits and "shop/checkout:1.1" in waits[0], run  # it said what it was waiting for, once per change
+    assert len(waits) == len(set(waits)), waits
     assert field_diff(gw.SEED, cluster.route()) == []  # back on stable (now the new version), as written
     assert cluster.image() == "shop/checkout:1.1"
     assert cluster.kube.stored(tp.D, "shop", "checkout-canary")["spec"]["replicas"] == 1  # left to its owner
