@@ -103,6 +103,13 @@ def message_for(error: ErrorDetails, path: list[PathPart], data: Any) -> str:
         return f"`{field}` is required here; add it"
     if kind == "extra_forbidden":
         hint = difflib.get_close_matches(field, sorted(_VOCABULARY), n=1, cutoff=0.75)
+        if hint and hint[0] == field:  # a real field of the contract, in the wrong place
+            parent = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[:-1]).lstrip(".")
+            name = short(field)[1:-1] if len(field) > 38 else field
+            return (
+                f"`{name}` is not a field of {parent or 'the document'}"
+                " (it is one elsewhere in a contract); move it where it belongs or remove it"
+            )
         suggestion = f"; did you mean `{hint[0]}`?" if hint else "; remove it or check the spelling"
         return f"unknown field `{short(field)[1:-1] if len(field) > 38 else field}`{suggestion}"
     if kind == "union_tag_invalid":
