@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,16 @@ def test_health_metrics_and_access_log(dashboard: Served, caplog: pytest.LogCapt
             timeout=TIMEOUT,
             headers={"Authorization": f"Bearer {dashboard.token}"},
         )
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gate.dashboard.access"]
-    entry = next(e for e in lines if e["route"] == "/api/v1/runs")
+        # The access line is written once the response is sent, so the client can read the answer a moment
+        # before the server's thread logs it: wait for it (bounded) rather than race it.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gate.dashboard.access"]
+            entry = next((e for e in lines if e["route"] == "/api/v1/runs"), None)
+            if entry is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert entry is not None, f"no access line for /api/v1/runs: {lines}"
     assert entry["status"] == 200 and entry["user"] == dashboard.reviewer and entry["ms"] >= 0
     assert all(dashboard.token not in r.getMessage() for r in caplog.records)  # tokens never logged
     metrics = httpx.get(f"{dashboard.url}/metrics", timeout=TIMEOUT).text
